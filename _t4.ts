@@ -1,0 +1,18 @@
+import { splitModel } from "./lib/onnx/split.ts";
+import { UNetEngine } from "./lib/unet/engine.ts";
+import { ort } from "./lib/runtime/ort.ts";
+import { createSession } from "./lib/runtime/backend.ts";
+import { toFloat32 } from "./lib/runtime/tensors.ts";
+const { plan } = await splitModel("tests/fixtures/tiny_unet_external.onnx", { out: `/tmp/h2/plans/ext`, externalThreshold: 20000 });
+console.log(plan.segments.map(s => s.externalData?.[0].file ?? "-").join(" "));
+const eng = await UNetEngine.load(`/tmp/h2/plans/ext`, { backend: "wasm" });
+const mono = await createSession(await Deno.readFile("tests/fixtures/tiny_unet.onnx"), "wasm");
+let seed = 1; const rnd = () => { seed = (seed * 16807) % 2147483647; return seed / 2147483647 * 2 - 1; };
+const sample = new ort.Tensor("float32", Float32Array.from({length: 1*4*8*8}, rnd), [1,4,8,8]);
+const ts = new ort.Tensor("int64", BigInt64Array.from([37n]), [1]);
+const ehs = new ort.Tensor("float32", Float32Array.from({length: 1*4*16}, rnd), [1,4,16]);
+const feeds = { sample, timestep: ts, encoder_hidden_states: ehs };
+const a = await toFloat32((await mono.run(feeds)).out_sample);
+const b = await toFloat32((await eng.run(feeds)).out_sample);
+let md = 0; for (let i = 0; i < a.length; i++) md = Math.max(md, Math.abs(a[i]-b[i]));
+console.log("max diff", md);

@@ -1,0 +1,174 @@
+/**
+ * Benchmark: one full, uncached UNet evaluation as a single monolithic session vs. the
+ * block-split plan, on the same backend in the same process. Repetitions are interleaved
+ * (alternating which runs first) and each side's median is taken; the ratio is split/monolithic.
+ * Goal: the split plan costs at most 3% more than the monolithic session on wasm.
+ *
+ *   deno run -A bench/split.ts [--model m.onnx] [--plan dir] [--reps 30] [--backend wasm]
+ *
+ * @module
+ */
+
+import { decodeModel } from "../lib/onnx/model.ts";
+import { splitModel } from "../lib/onnx/split.ts";
+import { type Backend, createSession, resolveBackend, serialized } from "../lib/runtime/backend.ts";
+import { ort, type Tensor } from "../lib/runtime/ort.ts";
+import { numericTensor } from "../lib/runtime/tensors.ts";
+import { UNetEngine } from "../lib/unet/engine.ts";
+import type { TensorSpec } from "../lib/unet/plan.ts";
+
+/** Options of {@link benchSplit}. */
+export interface BenchSplitOptions {
+  /** Monolithic ONNX model (default: the test fixture). */
+  model?: string;
+  /** An existing plan folder of that model; split into a temporary folder when absent. */
+  plan?: string;
+  /** Measured repetitions per side (default 30). */
+  reps?: number;
+  /** Unmeasured warm-up runs per side (default 3). */
+  warmup?: number;
+  /** Backend (default wasm, the goal's backend). */
+  backend?: Backend;
+  /** Value of symbolic dimensions such as `batch` (default 2: a CFG pair). */
+  batch?: number;
+  log?: (line: string) => void;
+}
+
+/** What {@link benchSplit} measured (milliseconds). */
+export interface BenchSplitResult {
+  model: string;
+  backend: Backend;
+  reps: number;
+  segments: number;
+  blocks: number;
+  monolithicMs: number;
+  splitMs: number;
+  /** splitMs / monolithicMs. */
+  ratio: number;
+  /** (ratio − 1) · 100. */
+  overheadPct: number;
+  monolithicRuns: number[];
+  splitRuns: number[];
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+function randomInput(spec: TensorSpec, batch: number, next: () => number): Tensor {
+  const dims = spec.shape.map((d) => {
+    if (typeof d === "number") return d;
+    if (d === "?") throw new Error(`input ${spec.name} has an unknown dimension; cannot benchmark`);
+    return batch;
+  });
+  const n = dims.reduce((a, b) => a * b, 1);
+  if (spec.dtype === "float32") return new ort.Tensor("float32", Float32Array.from({ length: n }, next), dims);
+  // integer / other inputs (the timestep): a mid-schedule value
+  return numericTensor(new Array(n).fill(500), dims, spec.dtype);
+}
+
+/** Measures monolithic vs. split evaluation time of one model. */
+export async function benchSplit(opts: BenchSplitOptions = {}): Promise<BenchSplitResult> {
+  const log = opts.log ?? console.log;
+  const model = opts.model ?? new URL("../tests/fixtures/tiny_unet.onnx", import.meta.url).pathname;
+  const reps = opts.reps ?? 30;
+  const warmup = opts.warmup ?? 3;
+  const backend = opts.backend ?? "wasm";
+  await resolveBackend(backend, log);
+  let tmp: string | undefined;
+  let planDir = opts.plan;
+  if (!planDir) {
+    tmp = await Deno.makeTempDir({ prefix: "bench-split-" });
+    planDir = `${tmp}/plan`;
+    await splitModel(model, { out: planDir });
+  }
+  try {
+    const engine = await UNetEngine.load(planDir, { backend, log: () => {} });
+    const modelBytes = await Deno.readFile(model);
+    const dir = model.includes("/") ? model.slice(0, model.lastIndexOf("/")) : ".";
+    const external = await externalFilesOf(dir, modelBytes);
+    const mono = await createSession(modelBytes, backend, { externalData: external });
+    let seed = 12345;
+    const next = () => {
+      seed = (seed * 16807) % 2147483647;
+      return (seed / 2147483647) * 2 - 1;
+    };
+    const feeds: Record<string, Tensor> = {};
+    for (const spec of engine.inputs) feeds[spec.name] = randomInput(spec, opts.batch ?? 2, next);
+    const runMono = async () => {
+      const t0 = performance.now();
+      await serialized(async () => {
+        const out = await mono.run(feeds);
+        for (const t of Object.values(out)) t.dispose();
+      });
+      return performance.now() - t0;
+    };
+    const runSplit = async () => {
+      const t0 = performance.now();
+      const out = await engine.run(feeds);
+      for (const t of Object.values(out)) t.dispose();
+      return performance.now() - t0;
+    };
+    for (let i = 0; i < warmup; i++) await runMono(), await runSplit();
+    const m: number[] = [], s: number[] = [];
+    for (let i = 0; i < reps; i++) {
+      if (i % 2 === 0) m.push(await runMono()), s.push(await runSplit());
+      else s.push(await runSplit()), m.push(await runMono());
+    }
+    const result: BenchSplitResult = {
+      model,
+      backend,
+      reps,
+      segments: engine.plan.segments.length,
+      blocks: engine.blocks.length,
+      monolithicMs: median(m),
+      splitMs: median(s),
+      ratio: median(s) / median(m),
+      overheadPct: (median(s) / median(m) - 1) * 100,
+      monolithicRuns: m,
+      splitRuns: s,
+    };
+    await engine.release();
+    await mono.release();
+    return result;
+  } finally {
+    if (tmp) await Deno.remove(tmp, { recursive: true });
+  }
+}
+
+/** The external data files a model's tensors name, read for ORT (`externalData`). */
+async function externalFilesOf(dir: string, model: Uint8Array): Promise<{ path: string; data: Uint8Array }[]> {
+  const m = decodeModel(model);
+  const locations = new Set<string>();
+  for (const t of m.graph.initializer) {
+    const loc = t.externalData?.find((e) => e.key === "location")?.value;
+    if (t.dataLocation === 1 && loc) locations.add(loc);
+  }
+  const out = [];
+  for (const loc of locations) out.push({ path: loc, data: await Deno.readFile(`${dir}/${loc}`) });
+  return out;
+}
+
+function flag(args: string[], name: string): string | undefined {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 ? args[i + 1] : undefined;
+}
+
+if (import.meta.main) {
+  const args = Deno.args;
+  const r = await benchSplit({
+    model: flag(args, "model"),
+    plan: flag(args, "plan"),
+    reps: flag(args, "reps") ? Number(flag(args, "reps")) : undefined,
+    backend: (flag(args, "backend") as Backend | undefined) ?? "wasm",
+  });
+  console.log(
+    `split vs monolithic on ${r.backend}, ${r.model}: ${r.segments} segments (${r.blocks} blocks), ` +
+      `${r.reps} interleaved reps, medians: monolithic ${r.monolithicMs.toFixed(2)} ms, ` +
+      `split ${r.splitMs.toFixed(2)} ms, ratio ${r.ratio.toFixed(3)} (${r.overheadPct >= 0 ? "+" : ""}${
+        r.overheadPct.toFixed(1)
+      }%; goal <= +3%)`,
+  );
+}

@@ -1,0 +1,120 @@
+/**
+ * The per-request block cache: applies a static schedule to the engine's per-block decisions.
+ * One instance per generation (never shared), so nothing leaks between requests or image sizes.
+ * The batch holds both guidance halves, and each half's residual lives in its own slice of the
+ * stored tensor, so the unconditional and conditional branches never borrow each other's cache.
+ *
+ * @module
+ */
+import type { Tensor } from "../runtime/ort.ts";
+import { float32Tensor, toFloat32 } from "../runtime/tensors.ts";
+import type { BlockPolicy } from "../unet/engine.ts";
+import { applyScaleShift } from "./scale_shift.ts";
+import type { Schedule } from "./schedule.ts";
+
+function tensorBytes(t: Tensor): number {
+  const n = t.dims.reduce((a, b) => a * b, 1);
+  return n * (t.type === "float16" ? 2 : 4);
+}
+
+/** Counters a generation reports. */
+export interface CacheStats {
+  /** Cacheable block evaluations asked for (steps × blocks). */
+  evaluations: number;
+  /** Of those, how many reused a cached value. */
+  reused: number;
+  /** Peak bytes held by cached values. */
+  peakBytes: number;
+}
+
+/**
+ * Applies `schedule` (or none: every block computed) with optional per-channel scale-shift at
+ * reuse steps. Call {@link beginStep} before each UNet evaluation and {@link dispose} at the end.
+ */
+export class BlockCache implements BlockPolicy {
+  private stored: (Tensor | undefined)[];
+  private prepared: (Tensor | undefined)[];
+  private step = 0;
+  private bytes = 0;
+  readonly stats: CacheStats = { evaluations: 0, reused: 0, peakBytes: 0 };
+
+  constructor(
+    readonly schedule: Schedule | null,
+    readonly blocks: readonly string[],
+    readonly useScaleShift = true,
+  ) {
+    this.stored = blocks.map(() => undefined);
+    this.prepared = blocks.map(() => undefined);
+  }
+
+  /** Whether block `index` is reused at step `step` by the schedule. */
+  reusesAt(step: number, index: number): boolean {
+    return !!this.schedule && !this.schedule.recompute[step][index] && !!this.stored[index];
+  }
+
+  /**
+   * Sets the step and prepares the scale-shifted values for the blocks reused at it (reads the
+   * stored residual back to the CPU when it lives on the GPU).
+   */
+  async beginStep(step: number): Promise<void> {
+    this.endStep();
+    this.step = step;
+    const table = this.useScaleShift ? this.schedule?.scaleShift : undefined;
+    if (!table) return;
+    for (const [i, block] of this.blocks.entries()) {
+      const ss = table[block]?.[String(step)];
+      const stored = this.stored[i];
+      if (!ss || !stored || !this.reusesAt(step, i)) continue;
+      const data = await toFloat32(stored);
+      const out = applyScaleShift(data, stored.dims, ss.scale, ss.shift, new Float32Array(data.length));
+      this.prepared[i] = float32Tensor(out, stored.dims);
+    }
+  }
+
+  /** {@link BlockPolicy.reuse}: the cached (possibly scale-shifted) value, or undefined to compute. */
+  reuse(_block: string, index: number): Tensor | undefined {
+    this.stats.evaluations++;
+    if (!this.reusesAt(this.step, index)) return undefined;
+    this.stats.reused++;
+    return this.prepared[index] ?? this.stored[index];
+  }
+
+  /** {@link BlockPolicy.store}: keeps the fresh value, releasing the one it replaces. */
+  store(_block: string, index: number, value: Tensor): void {
+    const old = this.stored[index];
+    if (old) {
+      this.bytes -= tensorBytes(old);
+      old.dispose();
+    }
+    this.stored[index] = value;
+    this.bytes += tensorBytes(value);
+    this.stats.peakBytes = Math.max(this.stats.peakBytes, this.bytes);
+  }
+
+  /** The stored value of block `index` (for calibration); the cache still owns it. */
+  storedValue(index: number): Tensor | undefined {
+    return this.stored[index];
+  }
+
+  /** Fraction of block evaluations that reused a cached value so far. */
+  get skippedFraction(): number {
+    return this.stats.evaluations ? this.stats.reused / this.stats.evaluations : 0;
+  }
+
+  private endStep(): void {
+    for (const [i, t] of this.prepared.entries()) {
+      t?.dispose();
+      this.prepared[i] = undefined;
+    }
+  }
+
+  /** Releases every cached tensor. */
+  dispose(): void {
+    this.endStep();
+    for (const [i, t] of this.stored.entries()) {
+      t?.dispose();
+      this.stored[i] = undefined;
+    }
+    this.bytes = 0;
+  }
+}

@@ -1,0 +1,94 @@
+/**
+ * The shipped schedules of a model (`schedules/<model>/<solver>-<steps>-<name>.json`) and how a
+ * request's `cache` field picks one: `none`, `auto` (the schedule `index.json` recommends for the
+ * solver and step count, or none when there is no such schedule), a schedule name, or a file path.
+ *
+ * @module
+ */
+import type { SolverName } from "../pipeline/types.ts";
+import { checkScheduleFits, parseSchedule, type Schedule, scheduleFileName } from "./schedule.ts";
+
+/** `schedules/<model>/index.json`: the recommended schedule per `<solver>-<steps>`. */
+export interface ScheduleIndex {
+  auto: Record<string, string>;
+}
+
+/** A model's shipped schedules, loaded once at start-up. */
+export class ScheduleRegistry {
+  private constructor(
+    readonly model: string,
+    readonly schedules: Schedule[],
+    readonly index: ScheduleIndex,
+  ) {}
+
+  /** Loads every schedule file of `dir` (a missing folder means no schedules). */
+  static async load(dir: string, model: string): Promise<ScheduleRegistry> {
+    const schedules: Schedule[] = [];
+    let index: ScheduleIndex = { auto: {} };
+    try {
+      for await (const e of Deno.readDir(dir)) {
+        if (!e.isFile || !e.name.endsWith(".json")) continue;
+        const text = await Deno.readTextFile(`${dir}/${e.name}`);
+        if (e.name === "index.json") index = JSON.parse(text);
+        else schedules.push(parseSchedule(text, `${dir}/${e.name}`));
+      }
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound)) throw e;
+    }
+    schedules.sort((a, b) =>
+      a.solver.localeCompare(b.solver) || a.steps - b.steps || a.name.localeCompare(b.name)
+    );
+    return new ScheduleRegistry(model, schedules, index);
+  }
+
+  /** Schedules for a solver and step count. */
+  for(solver: SolverName, steps: number): Schedule[] {
+    return this.schedules.filter((s) => s.solver === solver && s.steps === steps);
+  }
+
+  /** The recommended schedule for a solver and step count, if one is shipped. */
+  auto(solver: SolverName, steps: number): Schedule | undefined {
+    const name = this.index.auto[`${solver}-${steps}`];
+    return name ? this.for(solver, steps).find((s) => s.name === name) : undefined;
+  }
+
+  /**
+   * Resolves a request's `cache` value to a schedule (null = no caching); throws an Error that
+   * names the problem for an unknown name, a bad file, or a schedule that does not fit.
+   */
+  async resolve(
+    cache: string,
+    request: { solver: SolverName; steps: number; blocks: readonly string[] },
+  ): Promise<Schedule | null> {
+    if (cache === "none") return null;
+    if (cache === "auto") return this.auto(request.solver, request.steps) ?? null;
+    let schedule: Schedule | undefined;
+    if (cache.endsWith(".json") || cache.includes("/")) {
+      let text: string;
+      try {
+        text = await Deno.readTextFile(cache);
+      } catch {
+        throw new Error(`cache: schedule file ${cache} not found`);
+      }
+      schedule = parseSchedule(text, cache);
+    } else {
+      schedule = this.for(request.solver, request.steps).find((s) => s.name === cache);
+      if (!schedule) {
+        const known = this.schedules.filter((s) => s.name === cache);
+        throw new Error(
+          known.length
+            ? `cache: schedule ${cache} exists for ${
+              known.map((s) => `${s.solver} ${s.steps} steps`).join(", ")
+            }, not ${request.solver} ${request.steps} steps (${
+              scheduleFileName(request.solver, request.steps, cache)
+            } is not shipped)`
+            : `cache: unknown schedule ${cache} (use none, auto, or one of: ${
+              [...new Set(this.schedules.map((s) => s.name))].join(", ") || "no shipped schedules"
+            })`,
+        );
+      }
+    }
+    checkScheduleFits(schedule, { ...request, model: this.model });
+    return schedule;
+  }
+}

@@ -1,0 +1,31 @@
+/**
+ * Peak signal-to-noise ratio between two 8-bit images over their RGB channels (alpha ignored):
+ * `PSNR = 10·log10(255² / MSE)` in dB; `Infinity` for identical images. A paired measure of how
+ * far a cached run's image moved from the uncached one of the same seed — difference, not quality.
+ *
+ * @module
+ */
+
+import { checkImagePair, type Image8 } from "./image8.ts";
+
+/** Mean squared error over the RGB values of two same-size 8-bit images. */
+export function mse8(a: Image8, b: Image8): number {
+  checkImagePair(a, b, "mse");
+  const n = a.width * a.height;
+  let sum = 0;
+  for (let p = 0; p < n; p++) {
+    const oa = p * a.channels;
+    const ob = p * b.channels;
+    for (let c = 0; c < 3; c++) {
+      const d = a.data[oa + c] - b.data[ob + c];
+      sum += d * d;
+    }
+  }
+  return sum / (3 * n);
+}
+
+/** PSNR in dB of two same-size 8-bit RGB(A) images (`Infinity` when identical). */
+export function psnr(a: Image8, b: Image8): number {
+  const m = mse8(a, b);
+  return m === 0 ? Infinity : 10 * Math.log10((255 * 255) / m);
+}

@@ -1,0 +1,94 @@
+/**
+ * A model folder in optimum's Stable Diffusion layout (`model_index.json`, `scheduler/`,
+ * `tokenizer/`, `text_encoder/`, `unet/` as a block-split plan, `vae_decoder/`), read into plain
+ * data: paths and configs, no sessions. The default model and a user's SD export load alike.
+ *
+ * @module
+ */
+import { parseSchedulerConfig, type SchedulerConfig } from "../solvers/schedule.ts";
+
+/** A linear latent→RGB map for cheap previews: `rgb[c] = Σ_k weights[c][k]·latent[k] + bias[c]`. */
+export interface PreviewMap {
+  weights: number[][];
+  bias: number[];
+}
+
+/** Everything the pipeline needs to know about a model folder. */
+export interface ModelFolder {
+  name: string;
+  dir: string;
+  scheduler: SchedulerConfig;
+  tokenizerDir: string;
+  textEncoderFile: string;
+  /** The block-split UNet plan folder (contains plan.json). */
+  unetDir: string;
+  /** null for a pixel-space model (identity decode). */
+  vaeDecoderFile: string | null;
+  vaeScalingFactor: number;
+  preview: PreviewMap | null;
+  /** Output image side in pixels and latent side (sample_size of the UNet). */
+  imageSize: number;
+  latentSize: number;
+  latentChannels: number;
+}
+
+async function readJson<T>(path: string, what: string): Promise<T> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch {
+    throw new Error(`${what}: ${path} not found`);
+  }
+  try {
+    return JSON.parse(text) as T;
+  } catch {
+    throw new Error(`${what}: ${path} is not valid JSON`);
+  }
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Reads a model folder; throws an Error naming the missing or bad file. */
+export async function readModelFolder(dir: string): Promise<ModelFolder> {
+  const index = await readJson<Record<string, unknown>>(`${dir}/model_index.json`, "model");
+  const scheduler = parseSchedulerConfig(
+    await readJson<unknown>(`${dir}/scheduler/scheduler_config.json`, "scheduler"),
+  );
+  const plan = await readJson<{ inputs: { name: string; shape: (number | string)[] }[] }>(
+    `${dir}/unet/plan.json`,
+    "unet (run `deno task split` on the UNet export first)",
+  );
+  const sampleShape = plan.inputs.find((i) => i.name === "sample")?.shape ?? [];
+  const latentChannels = typeof sampleShape[1] === "number" ? sampleShape[1] : 4;
+  const latentSize = typeof sampleShape[2] === "number"
+    ? sampleShape[2]
+    : Number(index.latent_size ?? 64);
+  const hasVae = await exists(`${dir}/vae_decoder/model.onnx`);
+  const vaeConfig = hasVae && await exists(`${dir}/vae_decoder/config.json`)
+    ? await readJson<{ scaling_factor?: number }>(`${dir}/vae_decoder/config.json`, "vae_decoder")
+    : {};
+  const preview = await exists(`${dir}/vae_decoder/preview.json`)
+    ? await readJson<PreviewMap>(`${dir}/vae_decoder/preview.json`, "vae_decoder preview")
+    : null;
+  return {
+    name: String(index._name_or_path ?? dir.split("/").pop()),
+    dir,
+    scheduler,
+    tokenizerDir: `${dir}/tokenizer`,
+    textEncoderFile: `${dir}/text_encoder/model.onnx`,
+    unetDir: `${dir}/unet`,
+    vaeDecoderFile: hasVae ? `${dir}/vae_decoder/model.onnx` : null,
+    vaeScalingFactor: vaeConfig.scaling_factor ?? 0.18215,
+    preview,
+    imageSize: Number(index.sample_size ?? latentSize * (hasVae ? 8 : 1)),
+    latentSize,
+    latentChannels,
+  };
+}

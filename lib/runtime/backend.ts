@@ -1,0 +1,121 @@
+/**
+ * The one place that decides the execution backend and creates sessions. `auto` picks WebGPU when
+ * `navigator.gpu.requestAdapter()` returns an adapter, else wasm; asking for `webgpu` without an
+ * adapter is an error that says what to install. All session runs of the process go through one
+ * queue ({@link serialized}): two sessions running at once on one WebGPU device can crash
+ * (onnxruntime#32561), and on wasm they would only compete for the same core.
+ *
+ * @module
+ */
+
+import { ort, ortWasm, type Session } from "./ort.ts";
+
+/** A backend a session can run on. */
+export type Backend = "webgpu" | "wasm";
+
+/** What a caller may ask for. */
+export type BackendChoice = Backend | "auto";
+
+/** The backends a caller may name, for flag parsing. */
+export const BACKEND_CHOICES: readonly BackendChoice[] = ["auto", "webgpu", "wasm"];
+
+/** The resolved backend and, for WebGPU, the adapter's description. */
+export interface BackendInfo {
+  backend: Backend;
+  adapter?: string;
+}
+
+/** Thrown when the requested backend cannot run on this host. */
+export class BackendUnavailableError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "BackendUnavailableError";
+  }
+}
+
+let adapterProbe: Promise<string | undefined> | undefined;
+
+/** Describes the WebGPU adapter, or `undefined` when there is none (probed once per process). */
+export function probeWebGpu(): Promise<string | undefined> {
+  adapterProbe ??= (async () => {
+    const gpu = (navigator as Navigator & { gpu?: GPU }).gpu;
+    if (!gpu) return undefined;
+    try {
+      const adapter = await gpu.requestAdapter();
+      if (!adapter) return undefined;
+      const i = adapter.info;
+      const parts = [i.description, i.vendor && `vendor ${i.vendor}`, i.architecture].filter((x) => x);
+      return parts.join(", ") || "unnamed adapter";
+    } catch {
+      return undefined;
+    }
+  })();
+  return adapterProbe;
+}
+
+/** Resolves a backend choice on this host and logs it (with the adapter for WebGPU). */
+export async function resolveBackend(
+  choice: BackendChoice,
+  log: (line: string) => void = console.log,
+): Promise<BackendInfo> {
+  if (choice !== "auto" && choice !== "webgpu" && choice !== "wasm") {
+    throw new BackendUnavailableError(`unknown backend ${JSON.stringify(choice)}: use auto, webgpu or wasm`);
+  }
+  if (choice === "wasm") {
+    log("backend: wasm (CPU, 1 thread)");
+    return { backend: "wasm" };
+  }
+  const adapter = await probeWebGpu();
+  if (adapter) {
+    log(`backend: webgpu (adapter: ${adapter})`);
+    return { backend: "webgpu", adapter };
+  }
+  if (choice === "webgpu") {
+    throw new BackendUnavailableError(
+      "backend webgpu is unavailable: navigator.gpu.requestAdapter() returned no adapter " +
+        "(on a CPU-only Debian host install mesa-vulkan-drivers and libvulkan1 for lavapipe; " +
+        "on a GPU host make the Vulkan driver visible to the process), or use --backend wasm",
+    );
+  }
+  log("backend: wasm (no WebGPU adapter found)");
+  return { backend: "wasm" };
+}
+
+/** Options for {@link createSession} beyond the backend. */
+export interface CreateSessionOptions {
+  /** WebGPU only: where each output should stay (`gpu-buffer` keeps it on the GPU). */
+  preferredOutputLocation?: ort.InferenceSession.SessionOptions["preferredOutputLocation"];
+  /** Weights files the model refers to by `location`. */
+  externalData?: { path: string; data: Uint8Array }[];
+}
+
+/** Creates a session from model bytes on exactly the given backend (no silent fallback). */
+export async function createSession(
+  model: Uint8Array,
+  backend: Backend,
+  opts: CreateSessionOptions = {},
+): Promise<Session> {
+  const options: ort.InferenceSession.SessionOptions = {
+    executionProviders: [backend],
+    graphOptimizationLevel: "all",
+    logSeverityLevel: 3,
+  };
+  if (opts.externalData?.length) options.externalData = opts.externalData;
+  if (backend === "webgpu" && opts.preferredOutputLocation) {
+    options.preferredOutputLocation = opts.preferredOutputLocation;
+  }
+  const build = backend === "wasm" ? await ortWasm() : ort;
+  return await serialized(() => build.InferenceSession.create(model, options));
+}
+
+let queue: Promise<unknown> = Promise.resolve();
+
+/**
+ * Runs `fn` after every earlier serialized call has settled: one model evaluation at a time per
+ * process. Do not call `serialized` again from inside `fn` (it would wait for itself).
+ */
+export function serialized<T>(fn: () => Promise<T>): Promise<T> {
+  const run = queue.then(fn, fn);
+  queue = run.catch(() => {});
+  return run;
+}

@@ -1,0 +1,141 @@
+/**
+ * Service configuration from environment variables, validated once at start-up with messages that
+ * name the variable. The rest of the service receives a plain `ServerConfig`, so tests build one
+ * with `defaultConfig({...})` instead of touching the environment.
+ *
+ * @module
+ */
+
+/** Which backend the pipeline should use (`auto`: WebGPU when an adapter exists, else wasm). */
+export type BackendChoice = "auto" | "wasm" | "webgpu";
+
+/**
+ * How `cache: "auto"` is resolved when the deadline allows any plan: `fit` runs without cache when
+ * that fits and uses a shipped schedule only to meet the deadline; `prefer` uses the least lossy
+ * shipped schedule for the requested steps whenever one exists.
+ */
+export type AutoCachePolicy = "fit" | "prefer";
+
+/** Everything the service reads from its environment. */
+export interface ServerConfig {
+  port: number;
+  host: string;
+  /** Bearer token every route but `/healthz` requires; null = no auth. */
+  apiToken: string | null;
+  /** Most requests waiting behind the running one; more get 429. */
+  queueMax: number;
+  /** Deadline for requests that carry none. */
+  defaultDeadlineMs: number;
+  /** Largest deadline a request may ask for. */
+  maxDeadlineMs: number;
+  /** Largest request body; larger gets 413. */
+  maxBodyBytes: number;
+  modelsDir: string;
+  backend: BackendChoice;
+  /** The cron jobs file; null = no cron jobs. */
+  thumbnailsFile: string | null;
+  autoCache: AutoCachePolicy;
+  /** How long shutdown lets the running generation finish before aborting it. */
+  shutdownGraceMs: number;
+}
+
+/** The environment variables the service reads (pass them to `--allow-env=`). */
+export const ENV_VARS = [
+  "PORT",
+  "HOST",
+  "API_TOKEN",
+  "QUEUE_MAX",
+  "DEFAULT_DEADLINE_MS",
+  "MODELS_DIR",
+  "BACKEND",
+  "THUMBNAILS_FILE",
+  "AUTO_CACHE",
+] as const;
+
+/** Upper bound of any deadline (10 minutes). */
+export const MAX_DEADLINE_MS = 600_000;
+
+/** A bad configuration value; `message` names the variable and is fit to print as is. */
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+/** The configuration with every default, optionally overridden (for tests and embedding). */
+export function defaultConfig(overrides: Partial<ServerConfig> = {}): ServerConfig {
+  return {
+    port: 8000,
+    host: "0.0.0.0",
+    apiToken: null,
+    queueMax: 8,
+    defaultDeadlineMs: 60_000,
+    maxDeadlineMs: MAX_DEADLINE_MS,
+    maxBodyBytes: 64 * 1024,
+    modelsDir: "models",
+    backend: "auto",
+    thumbnailsFile: "thumbnails.json",
+    autoCache: "fit",
+    shutdownGraceMs: 10_000,
+    ...overrides,
+  };
+}
+
+function intVar(name: string, raw: string, min: number, max: number): number {
+  if (!/^\d+$/.test(raw)) throw new ConfigError(`${name} must be an integer, got "${raw}"`);
+  const n = Number(raw);
+  if (n < min || n > max) {
+    throw new ConfigError(`${name} must be between ${min} and ${max}, got ${n}`);
+  }
+  return n;
+}
+
+function oneOf<T extends string>(name: string, raw: string, allowed: readonly T[]): T {
+  if (!(allowed as readonly string[]).includes(raw)) {
+    throw new ConfigError(`${name} must be one of ${allowed.join(", ")}, got "${raw}"`);
+  }
+  return raw as T;
+}
+
+/**
+ * Reads and validates the configuration. `env` looks a variable up (e.g. `Deno.env.get`); unset and
+ * empty variables take their defaults. Throws `ConfigError` naming the first bad variable.
+ */
+export function loadConfig(env: (name: string) => string | undefined): ServerConfig {
+  const get = (name: (typeof ENV_VARS)[number]) => {
+    const v = env(name)?.trim();
+    return v === undefined || v === "" ? undefined : v;
+  };
+  const c = defaultConfig();
+  const port = get("PORT");
+  if (port !== undefined) c.port = intVar("PORT", port, 0, 65535);
+  const host = get("HOST");
+  if (host !== undefined) {
+    if (!/^[A-Za-z0-9.:\-\[\]]+$/.test(host)) {
+      throw new ConfigError(`HOST must be a host name or IP address, got "${host}"`);
+    }
+    c.host = host;
+  }
+  const token = env("API_TOKEN");
+  if (token !== undefined && token !== "") {
+    if (/\s/.test(token)) throw new ConfigError("API_TOKEN must not contain whitespace");
+    if (token.length < 16) throw new ConfigError("API_TOKEN must be at least 16 characters long");
+    if (!/^[\x21-\x7e]+$/.test(token)) {
+      throw new ConfigError("API_TOKEN must be printable ASCII");
+    }
+    c.apiToken = token;
+  }
+  const queueMax = get("QUEUE_MAX");
+  if (queueMax !== undefined) c.queueMax = intVar("QUEUE_MAX", queueMax, 0, 10_000);
+  const deadline = get("DEFAULT_DEADLINE_MS");
+  if (deadline !== undefined) {
+    c.defaultDeadlineMs = intVar("DEFAULT_DEADLINE_MS", deadline, 1, MAX_DEADLINE_MS);
+  }
+  const models = get("MODELS_DIR");
+  if (models !== undefined) c.modelsDir = models;
+  const backend = get("BACKEND");
+  if (backend !== undefined) c.backend = oneOf("BACKEND", backend, ["auto", "wasm", "webgpu"]);
+  const thumbs = get("THUMBNAILS_FILE");
+  if (thumbs !== undefined) c.thumbnailsFile = thumbs === "none" ? null : thumbs;
+  const autoCache = get("AUTO_CACHE");
+  if (autoCache !== undefined) c.autoCache = oneOf("AUTO_CACHE", autoCache, ["fit", "prefer"]);
+  return c;
+}

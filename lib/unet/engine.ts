@@ -1,0 +1,321 @@
+/**
+ * The block-split UNet engine: loads a plan folder (checking every file's sha256 against
+ * `plan.json`), creates one session per segment, and runs one UNet evaluation as the segments in
+ * order, holding tensors by name and disposing each as soon as no later segment needs it.
+ *
+ * Before each cacheable block it asks a {@link BlockPolicy}: a tensor from `reuse` stands for
+ * the block's cached output (the residual, or the block output in `output` mode) and the block
+ * is skipped; otherwise the block runs and its cached output is handed to `store`, which owns it
+ * from then on. The engine holds no schedule logic. On WebGPU intermediate outputs stay in GPU
+ * buffers between segments and only the UNet's outputs are downloaded.
+ *
+ * @module
+ */
+
+import {
+  type Backend,
+  type BackendChoice,
+  createSession,
+  resolveBackend,
+  serialized,
+} from "../runtime/backend.ts";
+import { ort, type Session, type Tensor } from "../runtime/ort.ts";
+import { toCpu } from "../runtime/tensors.ts";
+import { type Plan, type PlanDType, type Segment, type TensorSpec, validatePlan } from "./plan.ts";
+
+/** The per-step caching decision, asked once per cacheable block per evaluation. */
+export interface BlockPolicy {
+  /**
+   * A tensor to use instead of computing block `block` (its `index` among the plan's cacheable
+   * blocks), or `undefined` to compute it. The engine does not dispose a reused tensor.
+   */
+  reuse(block: string, index: number): Tensor | undefined;
+  /** Receives the freshly computed cached output of a block; the policy owns it from now on. */
+  store(block: string, index: number, value: Tensor): void;
+}
+
+/** Options of {@link UNetEngine.load}. */
+export interface EngineOptions {
+  /** `auto` (default), `webgpu` or `wasm`. */
+  backend?: BackendChoice;
+  /** Progress and backend lines (default `console.log`). */
+  log?: (line: string) => void;
+}
+
+/** Options of one evaluation. */
+export interface RunOptions {
+  policy?: BlockPolicy;
+  /** Checked between segments; an aborted run rejects with `signal.reason`. */
+  signal?: AbortSignal;
+}
+
+/** Latency of one segment, for deadline planning. */
+export interface SegmentTiming {
+  name: string;
+  kind: "glue" | "block";
+  /** Wall time of its last run in ms (`undefined` before the first run). */
+  lastMs?: number;
+  /** Mean over runs, leaving out the first (warm-up) run once there are two or more. */
+  meanMs?: number;
+  /** How many times it ran. */
+  runs: number;
+  /** Whether the last evaluation reused it from cache instead of running it. */
+  skipped: boolean;
+}
+
+/** Thrown when a plan folder's files do not match `plan.json`. */
+export class PlanIntegrityError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "PlanIntegrityError";
+  }
+}
+
+async function sha256Hex(bytes: Uint8Array): Promise<string> {
+  const digest = await crypto.subtle.digest("SHA-256", bytes as Uint8Array<ArrayBuffer>);
+  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+async function readChecked(dir: string, file: string, sha256: string): Promise<Uint8Array> {
+  if (file.includes("/") || file.includes("\\") || file === ".." || file === ".") {
+    throw new PlanIntegrityError(`plan ${dir}: file name ${file} must be a plain name in the folder`);
+  }
+  let bytes: Uint8Array;
+  try {
+    bytes = await Deno.readFile(`${dir}/${file}`);
+  } catch (e) {
+    throw new PlanIntegrityError(`plan ${dir}: cannot read ${file} (${(e as Error).message})`);
+  }
+  const got = await sha256Hex(bytes);
+  if (got !== sha256) {
+    throw new PlanIntegrityError(
+      `plan ${dir}: ${file} has sha256 ${got}, plan.json says ${sha256}; ` +
+        "the folder was modified or is incomplete (split the model again)",
+    );
+  }
+  return bytes;
+}
+
+/** Reads and validates `plan.json` of a plan folder (does not check the segment files). */
+export async function readPlan(dir: string): Promise<Plan> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(`${dir}/plan.json`);
+  } catch (e) {
+    throw new PlanIntegrityError(`plan ${dir}: cannot read plan.json (${(e as Error).message})`);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (e) {
+    throw new PlanIntegrityError(`plan ${dir}: plan.json is not JSON (${(e as Error).message})`);
+  }
+  return validatePlan(json);
+}
+
+interface Loaded {
+  seg: Segment;
+  session: Session;
+  /** Index among cacheable blocks, or -1 for glue. */
+  block: number;
+  timing: SegmentTiming;
+  total: number;
+}
+
+/** One loaded plan: sessions for every segment, ready to run UNet evaluations. */
+export class UNetEngine {
+  /** Names of the cacheable blocks in execution order (the policy's `index` refers to this). */
+  readonly blocks: string[];
+  private lastUse = new Map<string, number>();
+  private planOutputs: Set<string>;
+
+  private constructor(
+    readonly plan: Plan,
+    readonly backend: Backend,
+    private segments: Loaded[],
+  ) {
+    this.blocks = segments.filter((s) => s.block >= 0).map((s) => s.seg.name);
+    segments.forEach((s, i) => {
+      for (const t of s.seg.inputs) this.lastUse.set(t.name, i);
+    });
+    this.planOutputs = new Set(plan.outputs.map((o) => o.name));
+  }
+
+  /**
+   * Loads a plan folder: checks `plan.json` and the sha256 of every file, resolves the backend
+   * and creates one session per segment. Throws {@link PlanIntegrityError} on a mismatch.
+   */
+  static async load(dir: string, opts: EngineOptions = {}): Promise<UNetEngine> {
+    const log = opts.log ?? console.log;
+    const plan = await readPlan(dir);
+    const files: { model: Uint8Array; external: { path: string; data: Uint8Array }[] }[] = [];
+    for (const seg of plan.segments) {
+      const model = await readChecked(dir, seg.file, seg.sha256);
+      const external = [];
+      for (const x of seg.externalData ?? []) {
+        external.push({ path: x.file, data: await readChecked(dir, x.file, x.sha256) });
+      }
+      files.push({ model, external });
+    }
+    const { backend } = await resolveBackend(opts.backend ?? "auto", log);
+    const outputs = new Set(plan.outputs.map((o) => o.name));
+    const loaded: Loaded[] = [];
+    let blockIndex = 0;
+    try {
+      for (const [i, seg] of plan.segments.entries()) {
+        if (seg.kind === "block" && (seg.outputs.length !== 1 || seg.outputs[0].name !== seg.cached)) {
+          throw new PlanIntegrityError(
+            `plan ${dir}: block ${seg.name} must have exactly one output, its cached tensor ${seg.cached}`,
+          );
+        }
+        const location: Record<string, ort.Tensor.DataLocation> = {};
+        for (const o of seg.outputs) location[o.name] = outputs.has(o.name) ? "cpu" : "gpu-buffer";
+        const session = await createSession(files[i].model, backend, {
+          preferredOutputLocation: location,
+          externalData: files[i].external,
+        });
+        checkSession(dir, seg, session);
+        loaded.push({
+          seg,
+          session,
+          block: seg.kind === "block" ? blockIndex++ : -1,
+          timing: { name: seg.name, kind: seg.kind, runs: 0, skipped: false },
+          total: 0,
+        });
+      }
+    } catch (e) {
+      for (const l of loaded) await l.session.release();
+      throw e;
+    }
+    log(`plan ${dir}: ${loaded.length} segments, ${blockIndex} cacheable blocks (${plan.mode}, ${plan.precision})`);
+    return new UNetEngine(plan, backend, loaded);
+  }
+
+  /** The UNet's inputs as the plan declares them (name, dtype, shape). */
+  get inputs(): TensorSpec[] {
+    return this.plan.inputs;
+  }
+
+  /** The dtype the model wants for an input (the timestep is `int64` or `float32` by export). */
+  inputDType(name: string): PlanDType {
+    const spec = this.plan.inputs.find((i) => i.name === name);
+    if (!spec) throw new Error(`the UNet has no input ${name} (inputs: ${this.plan.inputs.map((i) => i.name).join(", ")})`);
+    return spec.dtype;
+  }
+
+  /** Per-segment latencies of the last evaluation and their means, in plan order. */
+  timings(): SegmentTiming[] {
+    return this.segments.map((s) => ({ ...s.timing }));
+  }
+
+  /**
+   * Runs one UNet evaluation. `feeds` holds the plan's inputs (owned by the caller); returns
+   * the plan's outputs as CPU tensors. One evaluation runs at a time per process.
+   */
+  run(feeds: Record<string, Tensor>, opts: RunOptions = {}): Promise<Record<string, Tensor>> {
+    for (const spec of this.plan.inputs) {
+      const t = feeds[spec.name];
+      if (!t) throw new Error(`missing UNet input ${spec.name}`);
+      if (t.type !== spec.dtype) {
+        throw new Error(`UNet input ${spec.name} must be ${spec.dtype}, got ${t.type}`);
+      }
+    }
+    return serialized(() => this.evaluate(feeds, opts));
+  }
+
+  private async evaluate(feeds: Record<string, Tensor>, opts: RunOptions): Promise<Record<string, Tensor>> {
+    const { policy, signal } = opts;
+    const held = new Map<string, { tensor: Tensor; owned: boolean }>();
+    for (const [name, tensor] of Object.entries(feeds)) held.set(name, { tensor, owned: false });
+    const release = (after: number) => {
+      for (const [name, h] of held) {
+        if (this.planOutputs.has(name)) continue;
+        if ((this.lastUse.get(name) ?? -1) <= after) {
+          if (h.owned) h.tensor.dispose();
+          held.delete(name);
+        }
+      }
+    };
+    try {
+      for (const [i, s] of this.segments.entries()) {
+        if (signal?.aborted) throw signal.reason;
+        const seg = s.seg;
+        if (s.block >= 0 && policy) {
+          const cached = policy.reuse(seg.name, s.block);
+          if (cached) {
+            held.set(seg.cached!, { tensor: cached, owned: false });
+            s.timing.skipped = true;
+            release(i);
+            continue;
+          }
+        }
+        const input: Record<string, Tensor> = {};
+        for (const spec of seg.inputs) {
+          const h = held.get(spec.name);
+          if (!h) throw new Error(`segment ${seg.name}: input ${spec.name} is not available`);
+          input[spec.name] = h.tensor;
+        }
+        const t0 = performance.now();
+        const out = await s.session.run(input);
+        const ms = performance.now() - t0;
+        this.record(s, ms);
+        for (const spec of seg.outputs) {
+          const t = out[spec.name];
+          if (!t) throw new Error(`segment ${seg.name} produced no ${spec.name}`);
+          held.set(spec.name, { tensor: t, owned: true });
+        }
+        if (s.block >= 0 && policy) {
+          const h = held.get(seg.cached!)!;
+          h.owned = false;
+          policy.store(seg.name, s.block, h.tensor);
+        }
+        release(i);
+      }
+      const result: Record<string, Tensor> = {};
+      for (const spec of this.plan.outputs) {
+        const h = held.get(spec.name);
+        if (!h) throw new Error(`the plan produced no ${spec.name}`);
+        result[spec.name] = await toCpu(h.tensor);
+        if (h.owned && result[spec.name] !== h.tensor) h.tensor.dispose();
+        held.delete(spec.name);
+      }
+      return result;
+    } finally {
+      for (const h of held.values()) if (h.owned) h.tensor.dispose();
+    }
+  }
+
+  private record(s: Loaded, ms: number): void {
+    const t = s.timing;
+    t.lastMs = ms;
+    t.skipped = false;
+    t.runs++;
+    if (t.runs === 1) {
+      t.meanMs = ms;
+    } else {
+      // the first run (shader compile, allocation) is left out of the mean
+      s.total = t.runs === 2 ? ms : s.total + ms;
+      t.meanMs = s.total / (t.runs - 1);
+    }
+  }
+
+  /** Releases every session. */
+  async release(): Promise<void> {
+    for (const s of this.segments) await s.session.release();
+    this.segments = [];
+  }
+}
+
+function checkSession(dir: string, seg: Segment, session: Session): void {
+  const want = (list: TensorSpec[]) => list.map((t) => t.name).sort().join(",");
+  if (want(seg.inputs) !== [...session.inputNames].sort().join(",")) {
+    throw new PlanIntegrityError(
+      `plan ${dir}: segment ${seg.file} has inputs ${session.inputNames.join(", ")}, plan.json says ${want(seg.inputs)}`,
+    );
+  }
+  if (want(seg.outputs) !== [...session.outputNames].sort().join(",")) {
+    throw new PlanIntegrityError(
+      `plan ${dir}: segment ${seg.file} has outputs ${session.outputNames.join(", ")}, plan.json says ${want(seg.outputs)}`,
+    );
+  }
+}

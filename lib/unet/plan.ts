@@ -1,0 +1,107 @@
+/**
+ * The block-split UNet plan: the manifest `deno task split` writes beside the segment files and
+ * the engine reads. It is the only contract between the offline graph tools (`lib/onnx/`) and the
+ * serving path (`lib/unet/`), so it lives here as plain data types with a validator.
+ *
+ * @module
+ */
+
+/** Element types a plan's tensors may have (ONNX names, lower-case). */
+export type PlanDType =
+  | "float32"
+  | "float16"
+  | "int64"
+  | "int32"
+  | "bool"
+  | "int8"
+  | "uint8"
+  | "float64";
+
+/**
+ * A named tensor at a segment boundary. Symbolic dimensions are strings (e.g. `"batch"`); a
+ * dimension the splitter could not derive is `"?"`.
+ */
+export interface TensorSpec {
+  name: string;
+  dtype: PlanDType;
+  shape: (number | string)[];
+  /** Set when even the rank is unknown (then `shape` is empty and means nothing). */
+  rankUnknown?: true;
+}
+
+/** A file beside a segment that holds its weights (ONNX external data, for big segments). */
+export interface ExternalFile {
+  /** File name inside the plan folder; the segment's tensors refer to it as their `location`. */
+  file: string;
+  sha256: string;
+}
+
+/** What a cacheable block's segment exposes. */
+export type CacheMode =
+  /** The segment outputs the residual `C_i` (block output minus input); the residual `Add` moved into the next glue. */
+  | "residual"
+  /** The segment outputs the whole block output (NVIDIA cache_diffusion style). */
+  | "output";
+
+/** One ONNX file of the plan, run in order. */
+export interface Segment {
+  /** `glue_00`, … for always-run glue; the module path (`down_blocks.0.attentions.0`) for a block. */
+  name: string;
+  file: string;
+  sha256: string;
+  kind: "glue" | "block";
+  inputs: TensorSpec[];
+  outputs: TensorSpec[];
+  /** Only for `kind: "block"`: the one output the cache stores (the residual or the block output). */
+  cached?: string;
+  /** Only for `kind: "block"`: the block's input tensor (the operand the residual is added to). */
+  blockInput?: string;
+  /** Weights files of this segment when they are too big to be inline (over ~1.5 GB). */
+  externalData?: ExternalFile[];
+}
+
+/** The manifest `plan.json`. */
+export interface Plan {
+  format: "blockcache-plan/1";
+  /** Where the plan came from: the monolithic model's file name and sha256. */
+  source: { file: string; sha256: string };
+  mode: CacheMode;
+  /** Weight precision of the segment files. */
+  precision: "fp32" | "fp16" | "int8" | "uint8";
+  /** The regular expression (source) that picked the cacheable blocks. */
+  blockPattern: string;
+  /** The UNet's graph inputs and outputs (as in the monolithic model). */
+  inputs: TensorSpec[];
+  outputs: TensorSpec[];
+  segments: Segment[];
+}
+
+/** Names of the plan's cacheable blocks in execution order. */
+export function cacheableBlocks(plan: Plan): string[] {
+  return plan.segments.filter((s) => s.kind === "block").map((s) => s.name);
+}
+
+/** Checks a parsed `plan.json`; throws an Error naming the first bad field. */
+export function validatePlan(value: unknown): Plan {
+  const p = value as Partial<Plan>;
+  if (!p || typeof p !== "object") throw new Error("plan.json: not an object");
+  if (p.format !== "blockcache-plan/1") {
+    throw new Error(`plan.json: format must be "blockcache-plan/1", got ${JSON.stringify(p.format)}`);
+  }
+  if (p.mode !== "residual" && p.mode !== "output") throw new Error("plan.json: bad mode");
+  if (!Array.isArray(p.segments) || p.segments.length === 0) {
+    throw new Error("plan.json: segments must be a non-empty list");
+  }
+  for (const [i, s] of p.segments.entries()) {
+    if (typeof s.file !== "string" || typeof s.sha256 !== "string") {
+      throw new Error(`plan.json: segments[${i}] needs file and sha256`);
+    }
+    if (s.kind === "block" && (typeof s.cached !== "string" || typeof s.blockInput !== "string")) {
+      throw new Error(`plan.json: segments[${i}] (${s.name}) is a block without cached/blockInput`);
+    }
+  }
+  if (!Array.isArray(p.inputs) || !Array.isArray(p.outputs)) {
+    throw new Error("plan.json: inputs and outputs must be lists");
+  }
+  return p as Plan;
+}

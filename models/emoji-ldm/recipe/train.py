@@ -1,0 +1,226 @@
+"""Trains the default model in stages; every stage logs, checkpoints and resumes.
+
+  /usr/bin/python3 train.py ae --minutes 10          # autoencoder, then encodes the dataset
+  /usr/bin/python3 train.py unet --minutes 90        # UNet + text encoder (v-prediction, CFG dropout, EMA)
+  /usr/bin/python3 train.py classifier --minutes 4   # evaluation network (category classifier)
+
+Work files live in --work (default /work/data/run), never in the repository. Uses CUDA when present.
+"""
+import argparse
+import json
+import math
+import os
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+import models
+
+SEED = 1234
+BETAS = {"beta_schedule": "linear", "beta_start": 0.0001, "beta_end": 0.02, "num_train_timesteps": 1000}
+MAX_TOKENS = 16
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def log(work, msg):
+    line = f"{time.strftime('%H:%M:%S')} {msg}"
+    print(line, flush=True)
+    with open(os.path.join(work, "train.log"), "a") as f:
+        f.write(line + "\n")
+
+
+def save_atomic(obj, path):
+    torch.save(obj, path + ".tmp")
+    os.replace(path + ".tmp", path)
+
+
+def load_data(data):
+    d = np.load(os.path.join(data, "emoji.npz"))
+    vocab = json.load(open(os.path.join(data, "vocab.json")))
+    return d, vocab
+
+
+def tokenize(captions, vocab):
+    """Word-level: <|startoftext|> words <|endoftext|>, padded with <pad> to MAX_TOKENS."""
+    ids = np.full((len(captions), MAX_TOKENS), vocab["<pad>"], dtype=np.int64)
+    for i, c in enumerate(captions):
+        toks = [vocab["<|startoftext|>"]] + [vocab.get(w, vocab["<unk>"]) for w in c.split()]
+        toks = toks[: MAX_TOKENS - 1] + [vocab["<|endoftext|>"]]
+        ids[i, : len(toks)] = toks
+    return ids
+
+
+def images_tensor(d):
+    return torch.from_numpy(d["images"]).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+
+
+# ------------------------------------------------------------------ autoencoder
+def train_ae(args):
+    d, _ = load_data(args.data)
+    x_all = images_tensor(d)
+    ae = models.AutoencoderKL().to(DEVICE)
+    opt = torch.optim.AdamW(ae.parameters(), lr=1e-3, weight_decay=0.0)
+    ck = os.path.join(args.work, "ae.pt")
+    it = 0
+    if os.path.exists(ck):
+        s = torch.load(ck)
+        ae.load_state_dict(s["model"]), opt.load_state_dict(s["opt"])
+        it = s["it"]
+        log(args.work, f"ae: resumed at {it}")
+    g = torch.Generator().manual_seed(SEED + it)
+    start = time.time()
+    while time.time() - start < args.minutes * 60:
+        idx = torch.randint(0, len(x_all), (32,), generator=g)
+        x = x_all[idx].to(DEVICE)
+        z = ae.encoder(x)
+        rec = ae.decoder(z)
+        loss = (rec - x).abs().mean() + 0.5 * F.mse_loss(rec, x) + 1e-4 * z.pow(2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        it += 1
+        if it % 50 == 0:
+            log(args.work, f"ae it {it} loss {loss.item():.4f}")
+        if it % 500 == 0:
+            save_atomic({"model": ae.state_dict(), "opt": opt.state_dict(), "it": it}, ck)
+    save_atomic({"model": ae.state_dict(), "opt": opt.state_dict(), "it": it}, ck)
+    ae.eval()
+    with torch.no_grad():
+        lat = torch.cat([ae.encoder(x_all[i:i + 256].to(DEVICE)).cpu() for i in range(0, len(x_all), 256)])
+        rec = torch.cat([ae.decoder(lat[i:i + 256].to(DEVICE)).cpu() for i in range(0, len(lat), 256)])
+    scale = float(1.0 / lat.std())
+    mae = float(((rec - x_all).abs().mean()) * 127.5)
+    np.save(os.path.join(args.work, "latents.npy"), lat.numpy())
+    json.dump({"scaling_factor": scale, "reconstruction_mae_255": mae, "iterations": it},
+              open(os.path.join(args.work, "ae.json"), "w"))
+    log(args.work, f"ae done: {it} its, scaling_factor {scale:.4f}, reconstruction MAE {mae:.2f}/255")
+
+
+# ------------------------------------------------------------------ diffusion
+def alphas_cumprod():
+    b = torch.linspace(BETAS["beta_start"], BETAS["beta_end"], BETAS["num_train_timesteps"], dtype=torch.float64)
+    return torch.cumprod(1 - b, 0).float()
+
+
+def train_unet(args):
+    d, vocab = load_data(args.data)
+    lat = torch.from_numpy(np.load(os.path.join(args.work, "latents.npy")))
+    scale = json.load(open(os.path.join(args.work, "ae.json")))["scaling_factor"]
+    lat = lat * scale
+    ids_all = torch.from_numpy(tokenize(list(d["captions"]), vocab))
+    empty = torch.from_numpy(tokenize([""], vocab))[0]
+    torch.manual_seed(SEED)
+    unet = models.UNet2DConditionModel().to(DEVICE)
+    text = models.CLIPTextModel(dict(models.TEXT_CONFIG, vocab_size=len(vocab))).to(DEVICE)
+    params = list(unet.parameters()) + list(text.parameters())
+    ema = [p.detach().clone() for p in params]
+    opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.01)
+    ck = os.path.join(args.work, "unet.pt")
+    it, spent = 0, 0.0
+    if os.path.exists(ck):
+        s = torch.load(ck)
+        unet.load_state_dict(s["unet"]), text.load_state_dict(s["text"]), opt.load_state_dict(s["opt"])
+        ema = s["ema"]
+        it, spent = s["it"], s.get("seconds", 0.0)
+        log(args.work, f"unet: resumed at {it} ({spent / 60:.1f} min)")
+    ac = alphas_cumprod().to(DEVICE)
+    g = torch.Generator().manual_seed(SEED + it)
+    start, last_save, avg = time.time(), time.time(), None
+
+    def checkpoint():
+        save_atomic({"unet": unet.state_dict(), "text": text.state_dict(), "opt": opt.state_dict(), "ema": ema,
+                     "it": it, "seconds": spent + time.time() - start, "vocab_size": len(vocab)}, ck)
+
+    while time.time() - start < args.minutes * 60 and it < args.max_iters:
+        idx = torch.randint(0, len(lat), (args.batch,), generator=g)
+        x0 = lat[idx].to(DEVICE)
+        ids = ids_all[idx].clone()
+        drop = torch.rand(args.batch, generator=g) < 0.1
+        ids[drop] = empty
+        t = torch.randint(0, BETAS["num_train_timesteps"], (args.batch,), generator=g).to(DEVICE)
+        noise = torch.randn(x0.shape, generator=g).to(DEVICE)
+        a = ac[t].sqrt()[:, None, None, None]
+        s = (1 - ac[t]).sqrt()[:, None, None, None]
+        xt = a * x0 + s * noise
+        v = a * noise - s * x0
+        pred = unet(xt, t, text(ids.to(DEVICE)))
+        loss = F.mse_loss(pred, v)
+        lr = args.lr * min(1.0, (it + 1) / 200)
+        for pg in opt.param_groups:
+            pg["lr"] = lr
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        it += 1
+        decay = min(args.ema, (1 + it) / (10 + it))
+        with torch.no_grad():
+            for e, p in zip(ema, params):
+                e.mul_(decay).add_(p.detach(), alpha=1 - decay)
+        avg = loss.item() if avg is None else 0.98 * avg + 0.02 * loss.item()
+        if it % 25 == 0:
+            el = spent + time.time() - start
+            log(args.work, f"unet it {it} loss {avg:.4f} lr {lr:.2e} {el / 60:.1f} min")
+        if time.time() - last_save > 300:
+            checkpoint()
+            last_save = time.time()
+    checkpoint()
+    log(args.work, f"unet: stopped at {it}")
+
+
+# ------------------------------------------------------------------ evaluation network
+def train_classifier(args):
+    d, _ = load_data(args.data)
+    x_all = images_tensor(d)
+    y_all = torch.from_numpy(d["categories"])
+    torch.manual_seed(SEED)
+    net = models.EmojiClassifier().to(DEVICE)
+    opt = torch.optim.AdamW(net.parameters(), lr=2e-3, weight_decay=1e-4)
+    # fixed split: every 10th image is held out
+    hold = torch.arange(len(x_all)) % 10 == 0
+    xtr, ytr, xte, yte = x_all[~hold], y_all[~hold], x_all[hold], y_all[hold]
+    g = torch.Generator().manual_seed(SEED)
+    start, it = time.time(), 0
+    while time.time() - start < args.minutes * 60:
+        idx = torch.randint(0, len(xtr), (64,), generator=g)
+        x = xtr[idx]
+        # light augmentation: small shifts, so generated images slightly off-centre still classify
+        dx, dy = [int(v) for v in torch.randint(-3, 4, (2,), generator=g)]
+        x = torch.roll(x, shifts=(dy, dx), dims=(2, 3))
+        logits, _ = net(x.to(DEVICE))
+        loss = F.cross_entropy(logits, ytr[idx].to(DEVICE))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        it += 1
+        if it % 50 == 0:
+            log(args.work, f"classifier it {it} loss {loss.item():.4f}")
+    net.eval()
+    with torch.no_grad():
+        acc = float((net(xte.to(DEVICE))[0].argmax(1).cpu() == yte).float().mean())
+    save_atomic({"model": net.state_dict(), "it": it, "heldout_accuracy": acc}, os.path.join(args.work, "classifier.pt"))
+    log(args.work, f"classifier done: {it} its, held-out accuracy {acc:.3f}")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("stage", choices=["ae", "unet", "classifier"])
+    ap.add_argument("--data", default="/work/data")
+    ap.add_argument("--work", default="/work/data/run")
+    ap.add_argument("--minutes", type=float, default=60)
+    ap.add_argument("--max-iters", type=int, default=10**9)
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--lr", type=float, default=3e-4)
+    ap.add_argument("--ema", type=float, default=0.999)
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+    os.makedirs(args.work, exist_ok=True)
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(SEED)
+    {"ae": train_ae, "unet": train_unet, "classifier": train_classifier}[args.stage](args)
+
+
+if __name__ == "__main__":
+    main()

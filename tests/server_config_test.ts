@@ -1,0 +1,92 @@
+import { assert, assertEquals, assertThrows } from "./_assert.ts";
+import { ConfigError, defaultConfig, ENV_VARS, loadConfig } from "../lib/server/config.ts";
+import { bearerToken, constantTimeEqual, tokenMatches } from "../lib/server/auth.ts";
+import { Metrics } from "../lib/server/metrics.ts";
+
+const env = (vars: Record<string, string>) => (k: string) => vars[k];
+
+Deno.test("loadConfig: defaults when unset, values when set", () => {
+  assertEquals(loadConfig(env({})), defaultConfig());
+  const c = loadConfig(env({
+    PORT: "9000",
+    HOST: "127.0.0.1",
+    API_TOKEN: "abcdefghijklmnopqrstuvwxyz",
+    QUEUE_MAX: "3",
+    DEFAULT_DEADLINE_MS: "2500",
+    MODELS_DIR: "m",
+    BACKEND: "wasm",
+    THUMBNAILS_FILE: "none",
+    AUTO_CACHE: "prefer",
+  }));
+  assertEquals(
+    [c.port, c.host, c.apiToken, c.queueMax, c.defaultDeadlineMs, c.modelsDir, c.backend],
+    [9000, "127.0.0.1", "abcdefghijklmnopqrstuvwxyz", 3, 2500, "m", "wasm"],
+  );
+  assertEquals([c.thumbnailsFile, c.autoCache], [null, "prefer"]);
+  assertEquals(loadConfig(env({ PORT: "" })).port, 8000);
+});
+
+Deno.test("loadConfig: bad values name the variable", () => {
+  const cases: [Record<string, string>, string][] = [
+    [{ PORT: "80a" }, "PORT must be an integer"],
+    [{ PORT: "70000" }, "PORT must be between"],
+    [{ QUEUE_MAX: "-1" }, "QUEUE_MAX"],
+    [{ DEFAULT_DEADLINE_MS: "0" }, "DEFAULT_DEADLINE_MS"],
+    [{ DEFAULT_DEADLINE_MS: "9999999" }, "DEFAULT_DEADLINE_MS"],
+    [{ BACKEND: "cuda" }, "BACKEND must be one of auto, wasm, webgpu"],
+    [{ AUTO_CACHE: "yes" }, "AUTO_CACHE"],
+    [{ API_TOKEN: "short" }, "API_TOKEN must be at least 16"],
+    [{ API_TOKEN: "has a space in the token" }, "API_TOKEN must not contain whitespace"],
+    [{ HOST: "bad host" }, "HOST"],
+  ];
+  for (const [vars, msg] of cases) {
+    assert(assertThrows(() => loadConfig(env(vars)), msg) instanceof ConfigError);
+  }
+});
+
+Deno.test("loadConfig reads only the variables it lists", () => {
+  const seen = new Set<string>();
+  loadConfig((k) => (seen.add(k), undefined));
+  assertEquals([...seen].sort(), [...ENV_VARS].sort());
+});
+
+Deno.test("auth: bearer parsing and constant-time comparison", async () => {
+  assertEquals(bearerToken("Bearer abc"), "abc");
+  assertEquals(bearerToken("bearer  abc "), "abc");
+  assertEquals(bearerToken("Basic abc"), null);
+  assertEquals(bearerToken("Bearer"), null);
+  assertEquals(bearerToken(null), null);
+  assert(constantTimeEqual(new Uint8Array([1, 2]), new Uint8Array([1, 2])));
+  assert(!constantTimeEqual(new Uint8Array([1, 2]), new Uint8Array([1, 3])));
+  assert(await tokenMatches("secret-token", "secret-token"));
+  assert(!(await tokenMatches("secret-token", "secret-tokem")));
+  assert(!(await tokenMatches("secret", "secret-token")));
+});
+
+Deno.test("metrics: counters, histogram buckets and the skipped fraction", () => {
+  const m = new Metrics();
+  m.request("/generate", 200);
+  m.request("/generate", 200);
+  m.request('/evil/path/with"quote', 404);
+  m.latency("/generate", 0.3);
+  m.latency("/generate", 7);
+  m.deadlineMiss("running");
+  m.image(0.5, 20, 100, 120);
+  m.image(0, 10, 100, 80);
+  const t = m.render({ queueWaiting: 2, queueRunning: 1 });
+  assert(t.includes('imagegen_http_requests_total{route="/generate",status="200"} 2'));
+  assert(t.includes('imagegen_http_requests_total{route="other",status="404"} 1'));
+  assert(t.includes('imagegen_request_duration_seconds_bucket{route="/generate",le="0.25"} 0'));
+  assert(t.includes('imagegen_request_duration_seconds_bucket{route="/generate",le="0.5"} 1'));
+  assert(t.includes('imagegen_request_duration_seconds_bucket{route="/generate",le="10"} 2'));
+  assert(t.includes('imagegen_request_duration_seconds_bucket{route="/generate",le="+Inf"} 2'));
+  assert(t.includes("imagegen_queue_depth 2"));
+  assert(t.includes("imagegen_queue_running 1"));
+  assert(t.includes('imagegen_deadline_misses_total{stage="running"} 1'));
+  // step-weighted: (0.5·20 + 0·10) / 30
+  assert(t.includes(`imagegen_block_evaluations_skipped_fraction ${10 / 30}`), t);
+  assert(t.includes("imagegen_prediction_ratio_sum 2"));
+  for (const line of t.trim().split("\n")) {
+    assert(/^(# (HELP|TYPE) \w+ .+|\w+(\{[^}]*\})? [-+\w.]+)$/.test(line), `bad line: ${line}`);
+  }
+});

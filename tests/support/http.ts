@@ -1,0 +1,87 @@
+/**
+ * Helpers shared by the server tests: JSON requests, Server-Sent Event parsing, PNG checks.
+ *
+ * @module
+ */
+import { decodeBase64 } from "@std/encoding/base64";
+
+/** The 8-byte PNG signature. */
+export const PNG_SIG = [137, 80, 78, 71, 13, 10, 26, 10];
+
+/** Width and height from a PNG's IHDR, or throws if `bytes` is not a PNG. */
+export function pngSize(bytes: Uint8Array): { width: number; height: number } {
+  for (let i = 0; i < 8; i++) {
+    if (bytes[i] !== PNG_SIG[i]) throw new Error("not a PNG (bad signature)");
+  }
+  const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (String.fromCharCode(...bytes.subarray(12, 16)) !== "IHDR") throw new Error("no IHDR");
+  return { width: v.getUint32(16), height: v.getUint32(20) };
+}
+
+/** `pngSize` of a base64 string. */
+export function b64PngSize(b64: string): { width: number; height: number } {
+  return pngSize(decodeBase64(b64));
+}
+
+/** A POST with a JSON body (or a raw string) and extra headers. */
+export function jsonInit(
+  body: unknown,
+  headers: Record<string, string> = {},
+  signal?: AbortSignal,
+): RequestInit {
+  return {
+    method: "POST",
+    headers: { "content-type": "application/json", ...headers },
+    body: typeof body === "string" ? body : JSON.stringify(body),
+    signal,
+  };
+}
+
+/** One Server-Sent Event. */
+export interface SseEvent {
+  event: string;
+  data: Record<string, unknown>;
+}
+
+/** Parses a complete `text/event-stream` body. */
+export function parseSse(text: string): SseEvent[] {
+  const out: SseEvent[] = [];
+  for (const block of text.split("\n\n")) {
+    if (!block.trim()) continue;
+    let event = "message";
+    const data: string[] = [];
+    for (const line of block.split("\n")) {
+      if (line.startsWith("event:")) event = line.slice(6).trim();
+      else if (line.startsWith("data:")) data.push(line.slice(5).trimStart());
+    }
+    out.push({ event, data: JSON.parse(data.join("\n")) });
+  }
+  return out;
+}
+
+/** Reads a response body until the first complete event and returns it (the reader stays open). */
+export async function readFirstEvent(
+  reader: ReadableStreamDefaultReader<Uint8Array>,
+): Promise<SseEvent> {
+  const dec = new TextDecoder();
+  let buf = "";
+  while (!buf.includes("\n\n")) {
+    const r = await reader.read();
+    if (r.done) throw new Error("stream ended before the first event");
+    buf += dec.decode(r.value, { stream: true });
+  }
+  return parseSse(buf.slice(0, buf.indexOf("\n\n") + 2))[0];
+}
+
+/** Resolves when `signal` aborts (rejects after `ms` so a broken test fails instead of hanging). */
+export function aborted(signal: AbortSignal | undefined, ms = 5000): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    if (!signal) return reject(new Error("no signal was passed"));
+    if (signal.aborted) return resolve(signal.reason);
+    const t = setTimeout(() => reject(new Error(`signal not aborted within ${ms} ms`)), ms);
+    signal.addEventListener("abort", () => {
+      clearTimeout(t);
+      resolve(signal.reason);
+    }, { once: true });
+  });
+}
