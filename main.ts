@@ -132,13 +132,14 @@ async function fileExists(path: string): Promise<boolean> {
 }
 
 /**
- * One short generation per model (few steps, no cache) so the generator measures its per-segment
- * latencies on this host before the planner relies on them.
+ * Two short generations per model (few steps, no cache) so the generator measures its per-segment
+ * latencies on this host before the planner relies on them: the first pays the one-time costs
+ * (wasm or shader compilation, allocation), which the measured means leave out; the second is
+ * steady state.
  */
 export async function warmUp(generator: ImageGenerator, logger: Logger): Promise<void> {
   for (const m of generator.models()) {
-    const t0 = performance.now();
-    const r = await generator.generate(m.name, {
+    const req = {
       prompt: "warm-up",
       negativePrompt: "",
       seed: 0,
@@ -146,7 +147,10 @@ export async function warmUp(generator: ImageGenerator, logger: Logger): Promise
       guidanceScale: m.defaults.guidanceScale,
       solver: m.defaults.solver,
       cache: "none",
-    }, {});
+    };
+    await generator.generate(m.name, req, {});
+    const t0 = performance.now();
+    const r = await generator.generate(m.name, { ...req, seed: 1 }, {});
     logger.info("warm-up done", {
       model: m.name,
       backend: r.backend,
@@ -161,6 +165,16 @@ export async function warmUp(generator: ImageGenerator, logger: Logger): Promise
       ),
     });
   }
+}
+
+/**
+ * Where the models are: `MODELS_DIR` when set (relative to the working directory), else the
+ * models/ folder beside this file, which is the checkout's and, in the binary `deno task compile`
+ * builds, the copy embedded in it (so the binary runs from any directory).
+ */
+export function modelsDir(config: ServerConfig, env = (k: string) => Deno.env.get(k)): string {
+  if (env("MODELS_DIR")?.trim()) return config.modelsDir;
+  return new URL("./models", import.meta.url).pathname;
 }
 
 /** The `deno task start` entry point. */
@@ -178,7 +192,7 @@ async function main(): Promise<void> {
   }
   let generator: ImageGenerator;
   try {
-    generator = await loadGenerator(config.modelsDir, config.backend);
+    generator = await loadGenerator(modelsDir(config), config.backend);
     log.info("model loaded", {
       models: generator.models().map((m) => `${m.name} ${m.width}x${m.height} (${m.backend})`),
     });

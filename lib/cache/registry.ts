@@ -8,6 +8,9 @@
 import type { SolverName } from "../pipeline/types.ts";
 import { checkScheduleFits, parseSchedule, type Schedule, scheduleFileName } from "./schedule.ts";
 
+/** `<solver>-<steps>-<name>.json`; other files (curves, pictures, index) are not schedules. */
+const SCHEDULE_FILE = /^[a-z]+-\d+-[A-Za-z0-9][A-Za-z0-9._-]*\.json$/;
+
 /** `schedules/<model>/index.json`: the recommended schedule per `<solver>-<steps>`. */
 export interface ScheduleIndex {
   auto: Record<string, string>;
@@ -27,10 +30,13 @@ export class ScheduleRegistry {
     let index: ScheduleIndex = { auto: {} };
     try {
       for await (const e of Deno.readDir(dir)) {
-        if (!e.isFile || !e.name.endsWith(".json")) continue;
-        const text = await Deno.readTextFile(`${dir}/${e.name}`);
-        if (e.name === "index.json") index = JSON.parse(text);
-        else schedules.push(parseSchedule(text, `${dir}/${e.name}`));
+        if (!e.isFile) continue;
+        if (e.name === "index.json") {
+          index = JSON.parse(await Deno.readTextFile(`${dir}/${e.name}`));
+        } else if (SCHEDULE_FILE.test(e.name)) {
+          const text = await Deno.readTextFile(`${dir}/${e.name}`);
+          schedules.push(parseSchedule(text, `${dir}/${e.name}`));
+        }
       }
     } catch (e) {
       if (!(e instanceof Deno.errors.NotFound)) throw e;

@@ -11,7 +11,10 @@
 
 import type { CacheMode } from "../unet/plan.ts";
 import type { Precision } from "../onnx/quantize.ts";
-import { DEFAULT_BLOCK_PATTERN, splitModel, SplitError } from "../onnx/split.ts";
+import { DEFAULT_BLOCK_PATTERN, splitModel } from "../onnx/split.ts";
+import { parseFlags, UsageError } from "./flags.ts";
+
+export { UsageError };
 
 /** Parsed command line of the split tool. */
 export interface SplitArgs {
@@ -21,14 +24,6 @@ export interface SplitArgs {
   precision: Precision;
   blockPattern: string;
   externalThreshold?: number;
-}
-
-/** A command-line mistake; the message names the flag. */
-export class UsageError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "UsageError";
-  }
 }
 
 /** Usage text. */
@@ -49,42 +44,33 @@ const PRECISIONS = ["fp32", "fp16", "int8", "uint8"];
 
 /** Parses the split tool's arguments; throws {@link UsageError} naming the bad flag. */
 export function parseSplitArgs(args: string[]): SplitArgs {
-  const positional: string[] = [];
-  const flags = new Map<string, string>();
-  const known = new Set(["out", "mode", "quantize", "blocks", "external-threshold-mb"]);
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i];
-    if (a === "--help" || a === "-h") throw new UsageError("");
-    if (!a.startsWith("--")) {
-      positional.push(a);
-      continue;
-    }
-    const eq = a.indexOf("=");
-    const name = a.slice(2, eq < 0 ? undefined : eq);
-    if (!known.has(name)) throw new UsageError(`unknown flag --${name}`);
-    let value: string | undefined = eq < 0 ? undefined : a.slice(eq + 1);
-    if (value === undefined) {
-      value = args[++i];
-      if (value === undefined || value.startsWith("--")) throw new UsageError(`flag --${name} needs a value`);
-    }
-    if (flags.has(name)) throw new UsageError(`flag --${name} given twice`);
-    flags.set(name, value);
-  }
+  if (args.includes("--help") || args.includes("-h")) throw new UsageError("");
+  const { flags, positional } = parseFlags(args, {
+    out: "string",
+    mode: "string",
+    quantize: "string",
+    blocks: "string",
+    "external-threshold-mb": "number",
+  });
   if (positional.length === 0) throw new UsageError("missing the model file (<model.onnx>)");
-  if (positional.length > 1) throw new UsageError(`one model file expected, got: ${positional.join(" ")}`);
-  const out = flags.get("out");
-  if (!out) throw new UsageError("flag --out is required (the plan folder to write)");
-  const mode = flags.get("mode") ?? "residual";
-  if (!MODES.includes(mode)) throw new UsageError(`flag --mode must be residual or output, got ${mode}`);
-  const precision = flags.get("quantize") ?? "fp32";
-  if (!PRECISIONS.includes(precision)) {
-    throw new UsageError(`flag --quantize must be one of ${PRECISIONS.join(", ")}, got ${precision}`);
+  if (positional.length > 1) {
+    throw new UsageError(`one model file expected, got: ${positional.join(" ")}`);
   }
-  const blockPattern = flags.get("blocks") ?? DEFAULT_BLOCK_PATTERN;
+  const out = flags.out as string | undefined;
+  if (!out) throw new UsageError("flag --out is required (the plan folder to write)");
+  const mode = (flags.mode as string | undefined) ?? "residual";
+  if (!MODES.includes(mode)) {
+    throw new UsageError(`--mode must be residual or output, got "${mode}"`);
+  }
+  const precision = (flags.quantize as string | undefined) ?? "fp32";
+  if (!PRECISIONS.includes(precision)) {
+    throw new UsageError(`--quantize must be one of ${PRECISIONS.join(", ")}, got "${precision}"`);
+  }
+  const blockPattern = (flags.blocks as string | undefined) ?? DEFAULT_BLOCK_PATTERN;
   try {
     new RegExp(blockPattern);
   } catch (e) {
-    throw new UsageError(`flag --blocks is not a valid regular expression: ${(e as Error).message}`);
+    throw new UsageError(`--blocks is not a valid regular expression: ${(e as Error).message}`);
   }
   const parsed: SplitArgs = {
     model: positional[0],
@@ -93,13 +79,10 @@ export function parseSplitArgs(args: string[]): SplitArgs {
     precision: precision as Precision,
     blockPattern,
   };
-  const mb = flags.get("external-threshold-mb");
+  const mb = flags["external-threshold-mb"] as number | undefined;
   if (mb !== undefined) {
-    const n = Number(mb);
-    if (!Number.isFinite(n) || n <= 0) {
-      throw new UsageError(`flag --external-threshold-mb must be a positive number, got ${mb}`);
-    }
-    parsed.externalThreshold = n * 1024 * 1024;
+    if (mb <= 0) throw new UsageError(`--external-threshold-mb must be positive, got ${mb}`);
+    parsed.externalThreshold = mb * 1024 * 1024;
   }
   return parsed;
 }
@@ -131,7 +114,9 @@ export async function main(
       log: out,
     });
     const blocks = plan.segments.filter((s) => s.kind === "block").length;
-    out(`wrote ${dir}: ${plan.segments.length} segments, ${blocks} cacheable blocks (${plan.mode}, ${plan.precision})`);
+    out(
+      `wrote ${dir}: ${plan.segments.length} segments, ${blocks} cacheable blocks (${plan.mode}, ${plan.precision})`,
+    );
     return 0;
   } catch (e) {
     err(`error: ${e instanceof Error ? e.message : String(e)}`);

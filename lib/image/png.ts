@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { encode } from "imagescript/png";
+import { decode, encode } from "imagescript/png";
 
 /** An 8-bit RGBA image. */
 export interface RgbaImage {
@@ -53,3 +53,13 @@ export function upscaleNearest(img: RgbaImage, factor: number): RgbaImage {
 
 /** The 8-byte PNG signature, for checks. */
 export const PNG_SIGNATURE = new Uint8Array([137, 80, 78, 71, 13, 10, 26, 10]);
+
+/** Decodes a PNG to 8-bit RGBA (imagescript expands grey, palette and RGB to RGBA). */
+export function decodePng(bytes: Uint8Array): RgbaImage {
+  const { width, height, buffer } = decode(bytes) as {
+    width: number;
+    height: number;
+    buffer: Uint8Array;
+  };
+  return { width, height, data: buffer };
+}

@@ -8,7 +8,7 @@
  */
 
 import type { TensorProto } from "./model.ts";
-import { elemSize, elementCount, isExternal } from "./tensor.ts";
+import { elementCount, elemSize, isExternal } from "./tensor.ts";
 
 /** Where an external tensor's bytes are. */
 export interface ExternalLocation {

@@ -10,7 +10,15 @@
  * @module
  */
 
-import { attrInt, attrInts, DataType, getAttr, type Graph, type Node, type TensorProto } from "./model.ts";
+import {
+  attrInt,
+  attrInts,
+  DataType,
+  getAttr,
+  type Graph,
+  type Node,
+  type TensorProto,
+} from "./model.ts";
 import { elementCount, floatValues, intValues, isExternal } from "./tensor.ts";
 
 /** A dimension: a size, a symbolic name, or `"?"` when unknown. */
@@ -27,22 +35,84 @@ export interface TensorInfo {
 const UNKNOWN: Dim = "?";
 
 const SAME_SHAPE = new Set([
-  "Relu", "Sigmoid", "Tanh", "Erf", "Exp", "Log", "Sqrt", "Neg", "Abs", "Cast", "CastLike",
-  "Softmax", "LogSoftmax", "LayerNormalization", "InstanceNormalization", "GroupNormalization",
-  "BatchNormalization", "Identity", "Dropout", "Gelu", "Sin", "Cos", "Reciprocal", "Floor",
-  "Ceil", "Not", "Clip", "LeakyRelu", "HardSigmoid", "Softplus", "Mish", "Elu", "Selu",
-  "HardSwish", "Round", "Sign", "IsNaN", "IsInf", "QuantizeLinear", "DequantizeLinear",
+  "Relu",
+  "Sigmoid",
+  "Tanh",
+  "Erf",
+  "Exp",
+  "Log",
+  "Sqrt",
+  "Neg",
+  "Abs",
+  "Cast",
+  "CastLike",
+  "Softmax",
+  "LogSoftmax",
+  "LayerNormalization",
+  "InstanceNormalization",
+  "GroupNormalization",
+  "BatchNormalization",
+  "Identity",
+  "Dropout",
+  "Gelu",
+  "Sin",
+  "Cos",
+  "Reciprocal",
+  "Floor",
+  "Ceil",
+  "Not",
+  "Clip",
+  "LeakyRelu",
+  "HardSigmoid",
+  "Softplus",
+  "Mish",
+  "Elu",
+  "Selu",
+  "HardSwish",
+  "Round",
+  "Sign",
+  "IsNaN",
+  "IsInf",
+  "QuantizeLinear",
+  "DequantizeLinear",
   "SimplifiedLayerNormalization",
 ]);
 
 const BROADCAST = new Set([
-  "Add", "Sub", "Mul", "Div", "Pow", "Equal", "Where", "And", "Or", "Xor", "Less", "Greater",
-  "LessOrEqual", "GreaterOrEqual", "Max", "Min", "Mod", "PRelu", "Sum", "Mean",
+  "Add",
+  "Sub",
+  "Mul",
+  "Div",
+  "Pow",
+  "Equal",
+  "Where",
+  "And",
+  "Or",
+  "Xor",
+  "Less",
+  "Greater",
+  "LessOrEqual",
+  "GreaterOrEqual",
+  "Max",
+  "Min",
+  "Mod",
+  "PRelu",
+  "Sum",
+  "Mean",
 ]);
 
 const BOOL_OUT = new Set([
-  "Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual", "Not", "And", "Or", "Xor",
-  "IsNaN", "IsInf",
+  "Equal",
+  "Less",
+  "Greater",
+  "LessOrEqual",
+  "GreaterOrEqual",
+  "Not",
+  "And",
+  "Or",
+  "Xor",
+  "IsNaN",
+  "IsInf",
 ]);
 
 const INT64_OUT = new Set(["Shape", "Size", "NonZero", "ArgMax", "ArgMin"]);
@@ -86,7 +156,11 @@ export function inferGraph(g: Graph): Map<string, TensorInfo> {
       if (d) {
         // declared types win; keep an inferred value and fill unknown dims from inference
         const shape = d.shape ?? inferred?.shape;
-        info.set(name, { elemType: d.elemType || inferred?.elemType || 0, shape, value: inferred?.value });
+        info.set(name, {
+          elemType: d.elemType || inferred?.elemType || 0,
+          shape,
+          value: inferred?.value,
+        });
       } else if (inferred) info.set(name, inferred);
     });
   }
@@ -176,7 +250,11 @@ function arith(op: string, a: Dim, b: Dim, float: boolean): Dim {
 }
 
 /** Values of elementwise ops on small known tensors (shape arithmetic). */
-function elementwiseValue(op: string, vals: (Dim[] | undefined)[], float: boolean): Dim[] | undefined {
+function elementwiseValue(
+  op: string,
+  vals: (Dim[] | undefined)[],
+  float: boolean,
+): Dim[] | undefined {
   if (vals.length < 2 || vals.some((v) => v === undefined)) return undefined;
   const vs = vals as Dim[][];
   const n = Math.max(...vs.map((v) => v.length));
@@ -208,7 +286,9 @@ function normAxis(axis: number, rank: number): number {
 function inferNode(node: Node, get: (name: string) => TensorInfo | undefined): TensorInfo[] {
   const ins = node.input.map((n) => (n ? get(n) : undefined));
   const x = ins[0];
-  const op = node.domain === "" || node.domain === "ai.onnx" ? node.opType : `${node.domain}:${node.opType}`;
+  const op = node.domain === "" || node.domain === "ai.onnx"
+    ? node.opType
+    : `${node.domain}:${node.opType}`;
   const constInts = (i: number): Dim[] | undefined => ins[i]?.value;
 
   // element type
@@ -220,14 +300,20 @@ function inferNode(node: Node, get: (name: string) => TensorInfo | undefined): T
   else if (op === "Where") elemType = ins[1]?.elemType ?? 0;
   else if (op === "DequantizeLinear") elemType = ins[1]?.elemType ?? DataType.FLOAT;
   else if (op === "QuantizeLinear") elemType = ins[2]?.elemType ?? DataType.UINT8;
-  else if (op === "ConstantOfShape") elemType = getAttr(node, "value")?.t?.dataType ?? DataType.FLOAT;
-  else if (op === "Constant") {
+  else if (op === "ConstantOfShape") {
+    elemType = getAttr(node, "value")?.t?.dataType ?? DataType.FLOAT;
+  } else if (op === "Constant") {
     const a = node.attribute[0];
     if (a?.t) return [constantInfo(a.t)];
     if (a?.name === "value_float" || a?.name === "value_floats") {
-      return [{ elemType: DataType.FLOAT, shape: a.name === "value_float" ? [] : [a.floats?.length ?? 0] }];
+      return [{
+        elemType: DataType.FLOAT,
+        shape: a.name === "value_float" ? [] : [a.floats?.length ?? 0],
+      }];
     }
-    if (a?.name === "value_int") return [{ elemType: DataType.INT64, shape: [], value: [Number(a.i)] }];
+    if (a?.name === "value_int") {
+      return [{ elemType: DataType.INT64, shape: [], value: [Number(a.i)] }];
+    }
     if (a?.name === "value_ints") {
       const v = (a.ints ?? []).map(Number);
       return [{ elemType: DataType.INT64, shape: [v.length], value: v }];
@@ -249,7 +335,10 @@ function inferNode(node: Node, get: (name: string) => TensorInfo | undefined): T
       case "Shape": {
         if (s) {
           const start = attrInt(node, "start", 0), end = attrInt(node, "end", s.length);
-          value = s.slice(normAxis(start, s.length), normAxis(Math.min(end, s.length), s.length) || s.length);
+          value = s.slice(
+            normAxis(start, s.length),
+            normAxis(Math.min(end, s.length), s.length) || s.length,
+          );
           shape = [value.length];
         }
         break;
@@ -355,7 +444,9 @@ function inferNode(node: Node, get: (name: string) => TensorInfo | undefined): T
           shape = [...s.slice(0, axis), ...idx.shape, ...s.slice(axis + 1)];
         }
         if (x?.value && idx?.value && (x.shape?.length ?? 1) === 1) {
-          value = idx.value.map((i) => (isNum(i) ? x.value![i < 0 ? i + x.value!.length : i] ?? UNKNOWN : UNKNOWN));
+          value = idx.value.map((
+            i,
+          ) => (isNum(i) ? x.value![i < 0 ? i + x.value!.length : i] ?? UNKNOWN : UNKNOWN));
         }
         break;
       }
@@ -430,7 +521,9 @@ function inferNode(node: Node, get: (name: string) => TensorInfo | undefined): T
         const keep = attrInt(node, "keepdims", 1) === 1;
         if (s && axes) {
           const ax = axes.map((a) => normAxis(a, s.length));
-          shape = keep ? s.map((d, i) => (ax.includes(i) ? 1 : d)) : s.filter((_, i) => !ax.includes(i));
+          shape = keep
+            ? s.map((d, i) => (ax.includes(i) ? 1 : d))
+            : s.filter((_, i) => !ax.includes(i));
         }
         break;
       }
@@ -479,11 +572,15 @@ function convShape(
     }
     if (transpose) {
       const outPad = attrInts(node, "output_padding")?.[i] ?? 0;
-      out.push(strides[i] * (d - 1) + outPad + ((k - 1) * dil[i] + 1) - pads[i] - pads[i + spatial]);
+      out.push(
+        strides[i] * (d - 1) + outPad + ((k - 1) * dil[i] + 1) - pads[i] - pads[i + spatial],
+      );
     } else if (autoPad === "SAME_UPPER" || autoPad === "SAME_LOWER") {
       out.push(Math.ceil(d / strides[i]));
     } else {
-      out.push(Math.floor((d + pads[i] + pads[i + spatial] - dil[i] * (k - 1) - 1) / strides[i]) + 1);
+      out.push(
+        Math.floor((d + pads[i] + pads[i + spatial] - dil[i] * (k - 1) - 1) / strides[i]) + 1,
+      );
     }
   }
   return out;

@@ -238,8 +238,9 @@ function decodeTensorType(r: ProtoReader): TensorType {
       const extra: RawField[] = [];
       while (s.more()) {
         const tg = s.tag();
-        if (tg.field === 1 && tg.wire === WireType.LengthDelimited) dims.push(decodeDimension(s.sub()));
-        else extra.push({ field: tg.field, wire: tg.wire, bytes: s.skip(tg.wire) });
+        if (tg.field === 1 && tg.wire === WireType.LengthDelimited) {
+          dims.push(decodeDimension(s.sub()));
+        } else extra.push({ field: tg.field, wire: tg.wire, bytes: s.skip(tg.wire) });
       }
       t.shape = dims;
     } else t.unknown = keep(t.unknown, field, wire, r);
@@ -538,7 +539,7 @@ function str(w: ProtoWriter, field: number, s: string | undefined): void {
 }
 
 function unknownOut(w: ProtoWriter, list: RawField[] | undefined): void {
-  if (list) for (const f of list) w.rawField(f);
+  if (list) { for (const f of list) w.rawField(f); }
 }
 
 function encodeEntry(e: StringEntry): ProtoWriter {
@@ -584,7 +585,12 @@ function encodeValueInfo(v: ValueInfo): ProtoWriter {
   return w;
 }
 
-function packed<T>(w: ProtoWriter, field: number, data: ArrayLike<T>, one: (p: ProtoWriter, v: T) => void) {
+function packed<T>(
+  w: ProtoWriter,
+  field: number,
+  data: ArrayLike<T>,
+  one: (p: ProtoWriter, v: T) => void,
+) {
   if (data.length === 0) return;
   const p = new ProtoWriter();
   for (let i = 0; i < data.length; i++) one(p, data[i]);
@@ -598,14 +604,14 @@ export function encodeTensor(t: TensorProto): ProtoWriter {
   w.tag(2, WireType.Varint).int32(t.dataType);
   if (t.floatData) packed(w, 4, t.floatData, (p, v) => p.float(v));
   if (t.int32Data) packed(w, 5, t.int32Data, (p, v) => p.int32(v));
-  if (t.stringData) for (const s of t.stringData) w.tag(6, LD).bytes(s);
+  if (t.stringData) { for (const s of t.stringData) w.tag(6, LD).bytes(s); }
   if (t.int64Data) packed(w, 7, t.int64Data, (p, v) => p.int64(v));
   str(w, 8, t.name);
   if (t.rawData) w.tag(9, LD).bytes(t.rawData);
   if (t.doubleData) packed(w, 10, t.doubleData, (p, v) => p.double(v));
   if (t.uint64Data) packed(w, 11, t.uint64Data, (p, v) => p.int64(v));
   str(w, 12, t.docString);
-  if (t.externalData) for (const e of t.externalData) w.tag(13, LD).message(encodeEntry(e));
+  if (t.externalData) { for (const e of t.externalData) w.tag(13, LD).message(encodeEntry(e)); }
   if (t.dataLocation !== undefined) w.tag(14, WireType.Varint).int32(t.dataLocation);
   unknownOut(w, t.unknown);
   return w;
@@ -619,18 +625,18 @@ function encodeAttribute(a: Attribute): ProtoWriter {
   if (a.s !== undefined) w.tag(4, LD).bytes(a.s);
   if (a.t) w.tag(5, LD).message(encodeTensor(a.t));
   if (a.g) w.tag(6, LD).message(encodeGraph(a.g));
-  if (a.floats) for (const v of a.floats) w.tag(7, WireType.Fixed32).float(v);
-  if (a.ints) for (const v of a.ints) w.tag(8, WireType.Varint).int64(v);
-  if (a.strings) for (const s of a.strings) w.tag(9, LD).bytes(s);
-  if (a.tensors) for (const t of a.tensors) w.tag(10, LD).message(encodeTensor(t));
-  if (a.graphs) for (const g of a.graphs) w.tag(11, LD).message(encodeGraph(g));
+  if (a.floats) { for (const v of a.floats) w.tag(7, WireType.Fixed32).float(v); }
+  if (a.ints) { for (const v of a.ints) w.tag(8, WireType.Varint).int64(v); }
+  if (a.strings) { for (const s of a.strings) w.tag(9, LD).bytes(s); }
+  if (a.tensors) { for (const t of a.tensors) w.tag(10, LD).message(encodeTensor(t)); }
+  if (a.graphs) { for (const g of a.graphs) w.tag(11, LD).message(encodeGraph(g)); }
   str(w, 13, a.docString);
   if (a.tp) w.tag(14, LD).message(encodeType(a.tp));
-  if (a.typeProtos) for (const t of a.typeProtos) w.tag(15, LD).message(encodeType(t));
+  if (a.typeProtos) { for (const t of a.typeProtos) w.tag(15, LD).message(encodeType(t)); }
   w.tag(20, WireType.Varint).int32(a.type);
   str(w, 21, a.refAttrName);
   if (a.sparseTensor) w.tag(22, LD).bytes(a.sparseTensor);
-  if (a.sparseTensors) for (const s of a.sparseTensors) w.tag(23, LD).bytes(s);
+  if (a.sparseTensors) { for (const s of a.sparseTensors) w.tag(23, LD).bytes(s); }
   unknownOut(w, a.unknown);
   return w;
 }

@@ -24,7 +24,8 @@ import { inferGraph } from "./infer.ts";
 import { DataType, type Graph, type Model, type Node, type TensorProto } from "./model.ts";
 
 /** The default cacheable blocks: diffusers' SpatialTransformer blocks, as in the paper. */
-export const DEFAULT_BLOCK_PATTERN = String.raw`^(down_blocks\.\d+|up_blocks\.\d+|mid_block)\.attentions\.\d+$`;
+export const DEFAULT_BLOCK_PATTERN = String
+  .raw`^(down_blocks\.\d+|up_blocks\.\d+|mid_block)\.attentions\.\d+$`;
 
 /** A refusal the user can act on (bad model, pattern, cut); its message is for people. */
 export class SplitError extends Error {
@@ -195,7 +196,9 @@ export function partitionGraph(model: Model, opts: PartitionOptions): SegmentPar
       for (const o of node.output) {
         if (!o) continue;
         const outside = (consumers.get(o) ?? []).find((c) => label[c] !== k);
-        if (outside !== undefined || graphOutputs.has(o)) res.push({ tensor: o, node: i, reader: outside });
+        if (outside !== undefined || graphOutputs.has(o)) {
+          res.push({ tensor: o, node: i, reader: outside });
+        }
       }
     });
     return res;
@@ -225,7 +228,7 @@ export function partitionGraph(model: Model, opts: PartitionOptions): SegmentPar
           if (p !== undefined && label[p] === k) stack.push(p);
         }
       }
-      if (ok) for (const i of closure) label[i] = GLUE;
+      if (ok) { for (const i of closure) label[i] = GLUE; }
     }
   };
 
@@ -238,7 +241,9 @@ export function partitionGraph(model: Model, opts: PartitionOptions): SegmentPar
     if (outs.length === 0) throw new SplitError(`block ${name} has no output read outside it`);
     if (outs.length > 1) {
       const [, second] = outs;
-      const readerName = second.reader !== undefined ? nodes[second.reader].name || nodes[second.reader].opType : "the graph output";
+      const readerName = second.reader !== undefined
+        ? nodes[second.reader].name || nodes[second.reader].opType
+        : "the graph output";
       throw new SplitError(
         `cutting block ${name} would leave a dangling tensor: besides ${outs[0].tensor}, ` +
           `${second.tensor} (from node ${nodes[second.node].name}) is read outside the block by ` +
@@ -322,7 +327,9 @@ export function partitionGraph(model: Model, opts: PartitionOptions): SegmentPar
   for (let k = 0; k <= blockNames.length; k++) {
     const glue = [];
     for (let i = 0; i < n; i++) if (label[i] === GLUE && slot[i] === k) glue.push(i);
-    if (glue.length > 0) groups.push({ name: `glue_${String(k).padStart(2, "0")}`, kind: "glue", idx: glue });
+    if (glue.length > 0) {
+      groups.push({ name: `glue_${String(k).padStart(2, "0")}`, kind: "glue", idx: glue });
+    }
     if (k < blockNames.length) {
       const blk = [];
       for (let i = 0; i < n; i++) if (label[i] === k) blk.push(i);
@@ -375,7 +382,9 @@ export function partitionGraph(model: Model, opts: PartitionOptions): SegmentPar
     for (const i of grp.idx) {
       for (const o of nodes[i].output) {
         if (!o) continue;
-        const readOutside = (consumers.get(o) ?? []).some((c) => member[c] !== s && label[c] !== CONST);
+        const readOutside = (consumers.get(o) ?? []).some((c) =>
+          member[c] !== s && label[c] !== CONST
+        );
         if (readOutside || graphOutputs.has(o)) outputs.push(o);
       }
     }
@@ -392,7 +401,9 @@ export function partitionGraph(model: Model, opts: PartitionOptions): SegmentPar
       part.cached = cached[grp.block];
       part.blockInput = blockInputs[grp.block];
       if (outputs.length !== 1 || outputs[0] !== part.cached) {
-        throw new SplitError(`block ${grp.name}: expected the single output ${part.cached}, got ${outputs.join(", ")}`);
+        throw new SplitError(
+          `block ${grp.name}: expected the single output ${part.cached}, got ${outputs.join(", ")}`,
+        );
       }
     }
     parts.push(part);

@@ -28,7 +28,14 @@ import {
   type TensorProto,
 } from "./model.ts";
 import { inferGraph } from "./infer.ts";
-import { elementCount, float16Tensor, float32Tensor, floatValues, int8Tensor, isExternal } from "./tensor.ts";
+import {
+  elementCount,
+  float16Tensor,
+  float32Tensor,
+  floatValues,
+  int8Tensor,
+  isExternal,
+} from "./tensor.ts";
 
 /** Weight precisions the splitter offers. */
 export type Precision = "fp32" | "fp16" | "int8" | "uint8";
@@ -40,10 +47,31 @@ const HEAVY = new Set(["Conv", "ConvTranspose", "MatMul", "Gemm"]);
 
 /** Ops kept in float32 in fp16 mode (accuracy or range). */
 export const FP32_OPS = new Set([
-  "InstanceNormalization", "LayerNormalization", "GroupNormalization", "BatchNormalization",
-  "Exp", "Log", "Pow", "Sqrt", "Reciprocal", "Sin", "Cos", "Range", "CumSum", "ReduceMean",
-  "ReduceSum", "ReduceSumSquare", "ReduceL2", "ReduceLogSumExp", "ReduceProd", "TopK",
-  "RandomNormal", "RandomNormalLike", "RandomUniform", "RandomUniformLike", "DequantizeLinear",
+  "InstanceNormalization",
+  "LayerNormalization",
+  "GroupNormalization",
+  "BatchNormalization",
+  "Exp",
+  "Log",
+  "Pow",
+  "Sqrt",
+  "Reciprocal",
+  "Sin",
+  "Cos",
+  "Range",
+  "CumSum",
+  "ReduceMean",
+  "ReduceSum",
+  "ReduceSumSquare",
+  "ReduceL2",
+  "ReduceLogSumExp",
+  "ReduceProd",
+  "TopK",
+  "RandomNormal",
+  "RandomNormalLike",
+  "RandomUniform",
+  "RandomUniformLike",
+  "DequantizeLinear",
   "QuantizeLinear",
 ]);
 
@@ -56,12 +84,11 @@ function isStd(n: Node): boolean {
 
 /** Returns the model with its weights at `precision` (a new model; the input is not changed). */
 export function quantizeModel(model: Model, precision: Precision): Model {
+  if (precision === "fp32") return model;
   for (const t of model.graph.initializer) {
     if (isExternal(t)) throw new Error(`quantize: tensor ${t.name} is external; load it first`);
   }
   switch (precision) {
-    case "fp32":
-      return model;
     case "fp16":
       return toFloat16(model);
     case "int8":
@@ -160,7 +187,12 @@ function quantizeWeights(model: Model, precision: "int8" | "uint8"): Model {
     const axes = uses.map((u) => weightAxis(u.node, u.index, t.dims.length));
     if (axes.some((a) => a === undefined) || new Set(axes).size !== 1) continue;
     const axis = perAxis ? axes[0]! : -1;
-    const { q, scale, zeroPoint } = quantizePerChannel(floatValues(t), t.dims, axis, precision === "int8");
+    const { q, scale, zeroPoint } = quantizePerChannel(
+      floatValues(t),
+      t.dims,
+      axis,
+      precision === "int8",
+    );
     const base = t.name;
     const scaleDims = axis < 0 ? [] : [scale.length];
     newInits.push(
@@ -215,7 +247,9 @@ function toFloat16(model: Model): Model {
       const a = p.attribute[0];
       if (a?.t) return { ...a.t, name };
       if (a?.name === "value_float") return float32Tensor(name, [], Float32Array.of(a.f ?? 0));
-      if (a?.name === "value_floats") return float32Tensor(name, [a.floats!.length], Float32Array.from(a.floats!));
+      if (a?.name === "value_floats") {
+        return float32Tensor(name, [a.floats!.length], Float32Array.from(a.floats!));
+      }
     }
     return undefined;
   };
@@ -264,7 +298,8 @@ function toFloat16(model: Model): Model {
     const floatIn = n.input.map((x, i) => x !== "" && isFloat(x) && !nonData.includes(i));
     const anyHalfIn = n.input.some((x, i) => floatIn[i] && producedHalf.has(x));
     const isConstNode = std &&
-      (n.opType === "Constant" || (n.opType === "Identity" && constTensor(n.input[0]) !== undefined));
+      (n.opType === "Constant" ||
+        (n.opType === "Identity" && constTensor(n.input[0]) !== undefined));
     const runHalf = std && !isConstNode && !FP32_OPS.has(n.opType) &&
       (HEAVY.has(n.opType) || anyHalfIn);
     const input = n.input.map((x, i) => {
@@ -279,7 +314,9 @@ function toFloat16(model: Model): Model {
     }
     let attribute = n.attribute;
     if (n.opType === "Cast" && attrInt(n, "to", 0) === DataType.FLOAT) {
-      attribute = n.attribute.map((a) => (a.name === "to" ? { ...a, i: BigInt(DataType.FLOAT16) } : a));
+      attribute = n.attribute.map((
+        a,
+      ) => (a.name === "to" ? { ...a, i: BigInt(DataType.FLOAT16) } : a));
     }
     const renamed: [string, string][] = [];
     const output = n.output.map((o) => {
@@ -308,7 +345,10 @@ function toFloat16(model: Model): Model {
   const read = new Set<string>([...out.flatMap((n) => n.input), ...graphOutputs]);
   let nodes = out;
   for (;;) {
-    const kept = nodes.filter((n) => !(isStd(n) && (n.opType === "Constant" || n.opType === "Identity") && n.output.every((o) => !read.has(o))));
+    const kept = nodes.filter((n) =>
+      !(isStd(n) && (n.opType === "Constant" || n.opType === "Identity") &&
+        n.output.every((o) => !read.has(o)))
+    );
     if (kept.length === nodes.length) break;
     nodes = kept;
     read.clear();

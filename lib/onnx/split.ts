@@ -19,7 +19,12 @@ import {
   OnnxFormatError,
   type ValueInfo,
 } from "./model.ts";
-import { DEFAULT_BLOCK_PATTERN, partitionGraph, type SegmentPart, SplitError } from "./partition.ts";
+import {
+  DEFAULT_BLOCK_PATTERN,
+  partitionGraph,
+  type SegmentPart,
+  SplitError,
+} from "./partition.ts";
 import { type Precision, quantizeModel } from "./quantize.ts";
 import { dataTypeName, isExternal } from "./tensor.ts";
 import { sha256OfFile, writeChunks, writeModelFile } from "./write.ts";
@@ -48,7 +53,16 @@ export interface SplitResult {
   plan: Plan;
 }
 
-const PLAN_DTYPES = new Set(["float32", "float16", "int64", "int32", "bool", "int8", "uint8", "float64"]);
+const PLAN_DTYPES = new Set([
+  "float32",
+  "float16",
+  "int64",
+  "int32",
+  "bool",
+  "int8",
+  "uint8",
+  "float64",
+]);
 
 function dirname(path: string): string {
   const i = path.lastIndexOf("/");
@@ -79,7 +93,9 @@ async function checkTarget(out: string): Promise<boolean> {
     break;
   }
   if (!empty && !(await exists(`${out}/plan.json`))) {
-    throw new SplitError(`output folder ${out} exists and is not a plan folder; refusing to overwrite it`);
+    throw new SplitError(
+      `output folder ${out} exists and is not a plan folder; refusing to overwrite it`,
+    );
   }
   return true;
 }
@@ -89,13 +105,19 @@ function tensorSpec(name: string, info: TensorInfo | undefined): TensorSpec {
   if (!PLAN_DTYPES.has(dtype)) {
     throw new SplitError(`tensor ${name} at a segment boundary has unsupported type ${dtype}`);
   }
-  const spec: TensorSpec = { name, dtype: dtype as PlanDType, shape: info?.shape ? [...info.shape] : [] };
+  const spec: TensorSpec = {
+    name,
+    dtype: dtype as PlanDType,
+    shape: info?.shape ? [...info.shape] : [],
+  };
   if (!info?.shape) spec.rankUnknown = true;
   return spec;
 }
 
 function valueInfo(spec: TensorSpec, elemType: number): ValueInfo {
-  const dim = (d: Dim): Dimension => (typeof d === "number" ? { value: d } : d === "?" ? {} : { param: d });
+  const dim = (
+    d: Dim,
+  ): Dimension => (typeof d === "number" ? { value: d } : d === "?" ? {} : { param: d });
   return {
     name: spec.name,
     type: { tensor: { elemType, shape: spec.rankUnknown ? undefined : spec.shape.map(dim) } },
@@ -109,26 +131,34 @@ function segmentModel(
   info: Map<string, TensorInfo>,
 ): Model {
   const internal = new Set(part.nodes.flatMap((n) => n.output));
-  const vi = (name: string) => valueInfo(tensorSpec(name, info.get(name)), info.get(name)?.elemType ?? 0);
+  const vi = (name: string) =>
+    valueInfo(tensorSpec(name, info.get(name)), info.get(name)?.elemType ?? 0);
   const input = part.inputs.map(vi);
   if (src.irVersion < 4) {
     // before IR 4 every initializer must also be a graph input
     for (const t of part.initializers) {
-      input.push({ name: t.name, type: { tensor: { elemType: t.dataType, shape: t.dims.map((d) => ({ value: d })) } } });
+      input.push({
+        name: t.name,
+        type: { tensor: { elemType: t.dataType, shape: t.dims.map((d) => ({ value: d })) } },
+      });
     }
   }
   return {
     irVersion: src.irVersion,
     opsetImport: src.opsetImport,
     producerName: "blockcache split",
-    producerVersion: src.producerName ? `${src.producerName} ${src.producerVersion ?? ""}`.trim() : undefined,
+    producerVersion: src.producerName
+      ? `${src.producerName} ${src.producerVersion ?? ""}`.trim()
+      : undefined,
     graph: {
       name: part.name,
       node: part.nodes,
       initializer: part.initializers,
       input,
       output: part.outputs.map(vi),
-      valueInfo: src.graph.valueInfo.filter((v) => internal.has(v.name) && !part.outputs.includes(v.name)),
+      valueInfo: src.graph.valueInfo.filter((v) =>
+        internal.has(v.name) && !part.outputs.includes(v.name)
+      ),
     },
     metadataProps: [{ key: "blockcache.segment", value: part.name }],
     // local functions (field 25) are needed by nodes that call them
@@ -176,7 +206,9 @@ export async function splitModel(modelPath: string, opts: SplitOptions): Promise
   try {
     pattern = new RegExp(patternSource);
   } catch (e) {
-    throw new SplitError(`block pattern ${patternSource} is not a valid regular expression: ${(e as Error).message}`);
+    throw new SplitError(
+      `block pattern ${patternSource} is not a valid regular expression: ${(e as Error).message}`,
+    );
   }
   const out = opts.out.replace(/\/+$/, "") || ".";
 
@@ -196,10 +228,16 @@ export async function splitModel(modelPath: string, opts: SplitOptions): Promise
   await checkTarget(out);
   const parts = partitionGraph(model, { mode, blockPattern: pattern });
   const info = inferGraph(model.graph);
-  log(`${model.graph.node.length} nodes -> ${parts.length} segments (${parts.filter((p) => p.kind === "block").length} blocks)`);
+  log(
+    `${model.graph.node.length} nodes -> ${parts.length} segments (${
+      parts.filter((p) => p.kind === "block").length
+    } blocks)`,
+  );
 
   const parent = dirname(out);
-  const tmp = `${parent}/.${basename(out)}.partial-${Date.now()}-${Math.random().toString(36).slice(2, 8)}`;
+  const tmp = `${parent}/.${basename(out)}.partial-${Date.now()}-${
+    Math.random().toString(36).slice(2, 8)
+  }`;
   await Deno.mkdir(tmp, { recursive: true });
   const reader = new ExternalDataReader(dirname(modelPath));
   try {
@@ -208,7 +246,9 @@ export async function splitModel(modelPath: string, opts: SplitOptions): Promise
       const file = `${String(i).padStart(2, "0")}_${fileSafe(part.name)}.onnx`;
       let seg = await inlineSegment(segmentModel(model, part, info), reader);
       if (precision !== "fp32") seg = quantizeModel(seg, precision);
-      const written = await writeModelFile(tmp, file, seg, { externalThreshold: opts.externalThreshold });
+      const written = await writeModelFile(tmp, file, seg, {
+        externalThreshold: opts.externalThreshold,
+      });
       const spec = (name: string) => tensorSpec(name, info.get(name));
       const s: Segment = {
         name: part.name,
@@ -222,10 +262,14 @@ export async function splitModel(modelPath: string, opts: SplitOptions): Promise
         s.cached = part.cached;
         s.blockInput = part.blockInput;
       }
-      if (written.external) s.externalData = [{ file: written.external.file, sha256: written.external.sha256 }];
+      if (written.external) {
+        s.externalData = [{ file: written.external.file, sha256: written.external.sha256 }];
+      }
       segments.push(s);
-      log(`${file}: ${part.nodes.length} nodes, ${(written.model.bytes / 1e6).toFixed(2)} MB` +
-        (written.external ? ` + ${(written.external.bytes / 1e6).toFixed(1)} MB external` : ""));
+      log(
+        `${file}: ${part.nodes.length} nodes, ${(written.model.bytes / 1e6).toFixed(2)} MB` +
+          (written.external ? ` + ${(written.external.bytes / 1e6).toFixed(1)} MB external` : ""),
+      );
     }
     const gi = new Set(model.graph.initializer.map((t) => t.name));
     const plan: Plan = {
@@ -234,7 +278,9 @@ export async function splitModel(modelPath: string, opts: SplitOptions): Promise
       mode,
       precision,
       blockPattern: patternSource,
-      inputs: model.graph.input.filter((v) => !gi.has(v.name)).map((v) => tensorSpec(v.name, info.get(v.name))),
+      inputs: model.graph.input.filter((v) => !gi.has(v.name)).map((v) =>
+        tensorSpec(v.name, info.get(v.name))
+      ),
       outputs: model.graph.output.map((v) => tensorSpec(v.name, info.get(v.name))),
       segments,
     };

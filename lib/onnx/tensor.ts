@@ -173,7 +173,12 @@ export function rawTensor(
 
 /** A float32 tensor. */
 export function float32Tensor(name: string, dims: number[], data: Float32Array): TensorProto {
-  return rawTensor(name, DataType.FLOAT, dims, new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+  return rawTensor(
+    name,
+    DataType.FLOAT,
+    dims,
+    new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
+  );
 }
 
 /** Largest finite float16 magnitude; values beyond it are clamped when converting. */

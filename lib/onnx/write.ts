@@ -24,7 +24,10 @@ export const DEFAULT_EXTERNAL_THRESHOLD = 1.5 * 1024 ** 3;
 const EXTERNAL_MIN_TENSOR = 1024;
 
 /** Writes chunks to a new file, returning the sha256 of what was written. */
-export async function writeChunks(path: string, chunks: Iterable<Uint8Array>): Promise<WrittenFile> {
+export async function writeChunks(
+  path: string,
+  chunks: Iterable<Uint8Array>,
+): Promise<WrittenFile> {
   const hash = createHash("sha256");
   const file = await Deno.open(path, { write: true, create: true, truncate: true });
   let bytes = 0;
@@ -77,7 +80,9 @@ export async function writeModelFile(
 ): Promise<{ model: WrittenFile; external?: WrittenFile }> {
   const threshold = opts.externalThreshold ?? DEFAULT_EXTERNAL_THRESHOLD;
   const inits = model.graph.initializer;
-  if (inits.some(isExternal)) throw new Error(`${fileName}: initializers must be inline before writing`);
+  if (inits.some(isExternal)) {
+    throw new Error(`${fileName}: initializers must be inline before writing`);
+  }
   const total = inits.reduce((s, t) => s + payloadSize(t), 0);
   if (total <= threshold) {
     return { model: await writeChunks(`${dir}/${fileName}`, encodeModelChunks(model)) };

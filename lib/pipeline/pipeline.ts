@@ -8,7 +8,7 @@
 import { BlockCache } from "../cache/policy.ts";
 import { ScheduleRegistry } from "../cache/registry.ts";
 import type { Schedule } from "../cache/schedule.ts";
-import { encodePng, nchwToRgba } from "../image/png.ts";
+import { encodePng, nchwToRgba, type RgbaImage } from "../image/png.ts";
 import { previewPng } from "../image/preview.ts";
 import { type ModelFolder, readModelFolder } from "../model/folder.ts";
 import { loadTokenizer, type Tokenizer } from "../model/tokenizer.ts";
@@ -48,11 +48,14 @@ export interface Embeddings {
   guided: boolean;
 }
 
-/** Runs before and after each UNet evaluation of a denoising loop (calibration hooks in here). */
-export interface StepHooks {
-  /** Called before UNet evaluation `step` with the current sample and its timestep. */
-  beforeEval?(step: number, sample: Float32Array, timestep: number): Promise<void>;
-  afterEval?(step: number): Promise<void>;
+/** The initial noise of a batch: image i is `gaussianNoise(seeds[i], length) · sigma`. */
+export function initialLatents(seeds: number[], length: number, sigma: number): Float32Array {
+  const x = new Float32Array(seeds.length * length);
+  seeds.forEach((seed, i) => {
+    const noise = gaussianNoise(seed, length);
+    for (let k = 0; k < length; k++) x[i * length + k] = noise[k] * sigma;
+  });
+  return x;
 }
 
 function elapsed(t0: number): number {
@@ -140,8 +143,8 @@ export class Pipeline {
     return emb.guided ? applyGuidance(data, guidanceScale) : data;
   }
 
-  /** Decodes B latents to 8-bit RGBA PNGs. */
-  async decode(latents: Float32Array, batch: number): Promise<Uint8Array[]> {
+  /** Decodes B latents to 8-bit RGBA images. */
+  async decode(latents: Float32Array, batch: number): Promise<RgbaImage[]> {
     const m = this.model;
     let pixels: Float32Array;
     const size = this.vaeDecoder ? m.imageSize : m.latentSize;
@@ -157,7 +160,7 @@ export class Pipeline {
     } else {
       pixels = latents;
     }
-    return Array.from({ length: batch }, (_, i) => encodePng(nchwToRgba(pixels, i, size, size)));
+    return Array.from({ length: batch }, (_, i) => nchwToRgba(pixels, i, size, size));
   }
 
   /** Resolves a request's cache field to a schedule for this model (null = no caching). */
@@ -172,14 +175,11 @@ export class Pipeline {
 
   /**
    * Makes a batch of images in one denoising loop. All requests must share steps, solver,
-   * guidance and cache; each keeps its own prompt, negative prompt and seed. `hooks` let the
-   * calibration tool observe or alter each evaluation.
+   * guidance and cache; each keeps its own prompt, negative prompt and seed.
    */
   async generateBatch(
     reqs: GenerateRequest[],
     opts: GenerateOptions = {},
-    hooks: StepHooks = {},
-    policyOverride?: BlockCache,
   ): Promise<GenerateResult[]> {
     const t0 = performance.now();
     const first = reqs[0];
@@ -190,10 +190,8 @@ export class Pipeline {
       ) throw new Error("generateBatch: requests must share steps, solver, guidance and cache");
     }
     const { signal, onProgress } = opts;
-    const schedule = policyOverride
-      ? policyOverride.schedule
-      : await this.resolveSchedule(first.cache, first.solver, first.steps);
-    const cache = policyOverride ?? new BlockCache(schedule, this.unet.blocks);
+    const schedule = await this.resolveSchedule(first.cache, first.solver, first.steps);
+    const cache = new BlockCache(schedule, this.unet.blocks);
     const B = reqs.length;
     const guided = first.guidanceScale !== 1;
     let emb: Embeddings | undefined;
@@ -207,21 +205,14 @@ export class Pipeline {
       );
       const textEncoderMs = elapsed(tText);
       const solver = createSolver(first.solver, this.model.scheduler, first.steps);
-      const L = this.latentLength;
-      let x = new Float32Array(B * L);
-      reqs.forEach((r, i) => {
-        const noise = gaussianNoise(r.seed, L);
-        for (let k = 0; k < L; k++) x[i * L + k] = noise[k] * solver.initNoiseSigma;
-      });
+      let x = initialLatents(reqs.map((r) => r.seed), this.latentLength, solver.initNoiseSigma);
       const tUnet = performance.now();
       for (let i = 0; i < first.steps; i++) {
         signal?.throwIfAborted();
-        const t = solver.timesteps[i];
-        await hooks.beforeEval?.(i, x, t);
         await cache.beginStep(i);
         const xin = solver.scaleModelInput(x, i);
+        const t = solver.timesteps[i];
         const out = await this.evalUNet(xin, t, emb, cache, first.guidanceScale, signal);
-        await hooks.afterEval?.(i);
         const step = solver.step(out, i, x);
         x = step.prevSample;
         if (onProgress) {
@@ -235,12 +226,13 @@ export class Pipeline {
       const unetMs = elapsed(tUnet);
       signal?.throwIfAborted();
       const tDec = performance.now();
-      const pngs = await this.decode(x, B);
+      const images = await this.decode(x, B);
       const decoderMs = elapsed(tDec);
       const totalMs = elapsed(t0);
-      const size = this.vaeDecoder ? this.model.imageSize : this.model.latentSize;
+      const size = images[0].width;
       return reqs.map((r, i) => ({
-        png: pngs[i],
+        png: encodePng(images[i]),
+        image: images[i],
         width: size,
         height: size,
         seed: r.seed,
@@ -254,7 +246,7 @@ export class Pipeline {
       }));
     } finally {
       emb?.tensor.dispose();
-      if (!policyOverride) cache.dispose();
+      cache.dispose();
     }
   }
 

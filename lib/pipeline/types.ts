@@ -4,6 +4,7 @@
  *
  * @module
  */
+import type { RgbaImage } from "../image/png.ts";
 
 /** Solvers the pipeline offers (`dpm` is DPM-Solver++ 2M, the paper's "DPM"). */
 export type SolverName = "ddim" | "dpm" | "euler";
@@ -54,6 +55,8 @@ export interface Timings {
 /** A finished image and the facts of how it was made. */
 export interface GenerateResult {
   png: Uint8Array;
+  /** The same image as 8-bit RGBA (for metrics and grids). */
+  image: RgbaImage;
   width: number;
   height: number;
   seed: number;

@@ -44,7 +44,9 @@ export function probeWebGpu(): Promise<string | undefined> {
       const adapter = await gpu.requestAdapter();
       if (!adapter) return undefined;
       const i = adapter.info;
-      const parts = [i.description, i.vendor && `vendor ${i.vendor}`, i.architecture].filter((x) => x);
+      const parts = [i.description, i.vendor && `vendor ${i.vendor}`, i.architecture].filter((x) =>
+        x
+      );
       return parts.join(", ") || "unnamed adapter";
     } catch {
       return undefined;
@@ -53,19 +55,25 @@ export function probeWebGpu(): Promise<string | undefined> {
   return adapterProbe;
 }
 
-/** Resolves a backend choice on this host and logs it (with the adapter for WebGPU). */
+/**
+ * Resolves a backend choice on this host and logs it (with the adapter for WebGPU). `probe`
+ * describes the WebGPU adapter or returns `undefined` (injectable for tests).
+ */
 export async function resolveBackend(
   choice: BackendChoice,
   log: (line: string) => void = console.log,
+  probe: () => Promise<string | undefined> = probeWebGpu,
 ): Promise<BackendInfo> {
   if (choice !== "auto" && choice !== "webgpu" && choice !== "wasm") {
-    throw new BackendUnavailableError(`unknown backend ${JSON.stringify(choice)}: use auto, webgpu or wasm`);
+    throw new BackendUnavailableError(
+      `unknown backend ${JSON.stringify(choice)}: use auto, webgpu or wasm`,
+    );
   }
   if (choice === "wasm") {
     log("backend: wasm (CPU, 1 thread)");
     return { backend: "wasm" };
   }
-  const adapter = await probeWebGpu();
+  const adapter = await probe();
   if (adapter) {
     log(`backend: webgpu (adapter: ${adapter})`);
     return { backend: "webgpu", adapter };

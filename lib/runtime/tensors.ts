@@ -21,7 +21,11 @@ export function int64Tensor(values: readonly number[], dims: readonly number[]):
  * A tensor of numbers in the element type a model input wants (`int64`, `int32`, `float32`,
  * `float16`): for the timestep, which exports declare as int64 or float.
  */
-export function numericTensor(values: readonly number[], dims: readonly number[], dtype: string): Tensor {
+export function numericTensor(
+  values: readonly number[],
+  dims: readonly number[],
+  dtype: string,
+): Tensor {
   switch (dtype) {
     case "int64":
       return int64Tensor(values, dims);

@@ -24,6 +24,7 @@ import {
   retryAfterSeconds,
 } from "./planner.ts";
 import { JobQueue, QueueClosedError, QueueFullError } from "./queue.ts";
+import { isPlaygroundPath, playgroundRoutes } from "./static.ts";
 import {
   ApiError,
   badField,
@@ -48,6 +49,8 @@ export interface AppDeps {
   shutdownSignal?: AbortSignal;
   /** Seed source for requests without `seed` (default: crypto random). */
   seedSource?: () => number;
+  /** Folder of the built playground served at `GET /` (default web/dist of this checkout). */
+  playgroundDir?: string;
 }
 
 /** Abort reason when a request's deadline passes. */
@@ -154,9 +157,12 @@ export function createApp(deps: AppDeps): Hono {
     metrics.request(routeLabel(c.req.path), c.res.status);
   });
 
-  // Bearer auth on everything but the health check.
+  // Bearer auth on everything but the health check and the playground's static files (the page
+  // sends the token its user types with every API call).
   app.use("*", async (c, next) => {
-    if (config.apiToken === null || c.req.path === "/healthz") return await next();
+    const open = c.req.path === "/healthz" ||
+      (c.req.method === "GET" || c.req.method === "HEAD") && isPlaygroundPath(c.req.path);
+    if (config.apiToken === null || open) return await next();
     const given = bearerToken(c.req.header("authorization"));
     if (given === null || !(await tokenMatches(given, config.apiToken))) {
       throw new ApiError(
@@ -181,6 +187,8 @@ export function createApp(deps: AppDeps): Hono {
       queue: { waiting: queue.waiting, running: queue.running },
     }, ok ? 200 : 503);
   });
+
+  app.route("/", playgroundRoutes(deps.playgroundDir));
 
   app.get("/metrics", (c) => {
     c.header("content-type", "text/plain; version=0.0.4; charset=utf-8");

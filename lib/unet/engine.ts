@@ -30,7 +30,10 @@ export interface BlockPolicy {
    * blocks), or `undefined` to compute it. The engine does not dispose a reused tensor.
    */
   reuse(block: string, index: number): Tensor | undefined;
-  /** Receives the freshly computed cached output of a block; the policy owns it from now on. */
+  /**
+   * Receives the freshly computed cached output of a block; the policy owns it from now on (the
+   * engine still reads it during this evaluation, so dispose it no earlier than the next one).
+   */
   store(block: string, index: number, value: Tensor): void;
 }
 
@@ -78,7 +81,9 @@ async function sha256Hex(bytes: Uint8Array): Promise<string> {
 
 async function readChecked(dir: string, file: string, sha256: string): Promise<Uint8Array> {
   if (file.includes("/") || file.includes("\\") || file === ".." || file === ".") {
-    throw new PlanIntegrityError(`plan ${dir}: file name ${file} must be a plain name in the folder`);
+    throw new PlanIntegrityError(
+      `plan ${dir}: file name ${file} must be a plain name in the folder`,
+    );
   }
   let bytes: Uint8Array;
   try {
@@ -110,7 +115,11 @@ export async function readPlan(dir: string): Promise<Plan> {
   } catch (e) {
     throw new PlanIntegrityError(`plan ${dir}: plan.json is not JSON (${(e as Error).message})`);
   }
-  return validatePlan(json);
+  try {
+    return validatePlan(json);
+  } catch (e) {
+    throw new PlanIntegrityError(`plan ${dir}: ${(e as Error).message}`);
+  }
 }
 
 interface Loaded {
@@ -163,7 +172,9 @@ export class UNetEngine {
     let blockIndex = 0;
     try {
       for (const [i, seg] of plan.segments.entries()) {
-        if (seg.kind === "block" && (seg.outputs.length !== 1 || seg.outputs[0].name !== seg.cached)) {
+        if (
+          seg.kind === "block" && (seg.outputs.length !== 1 || seg.outputs[0].name !== seg.cached)
+        ) {
           throw new PlanIntegrityError(
             `plan ${dir}: block ${seg.name} must have exactly one output, its cached tensor ${seg.cached}`,
           );
@@ -187,7 +198,9 @@ export class UNetEngine {
       for (const l of loaded) await l.session.release();
       throw e;
     }
-    log(`plan ${dir}: ${loaded.length} segments, ${blockIndex} cacheable blocks (${plan.mode}, ${plan.precision})`);
+    log(
+      `plan ${dir}: ${loaded.length} segments, ${blockIndex} cacheable blocks (${plan.mode}, ${plan.precision})`,
+    );
     return new UNetEngine(plan, backend, loaded);
   }
 
@@ -199,7 +212,11 @@ export class UNetEngine {
   /** The dtype the model wants for an input (the timestep is `int64` or `float32` by export). */
   inputDType(name: string): PlanDType {
     const spec = this.plan.inputs.find((i) => i.name === name);
-    if (!spec) throw new Error(`the UNet has no input ${name} (inputs: ${this.plan.inputs.map((i) => i.name).join(", ")})`);
+    if (!spec) {
+      throw new Error(
+        `the UNet has no input ${name} (inputs: ${this.plan.inputs.map((i) => i.name).join(", ")})`,
+      );
+    }
     return spec.dtype;
   }
 
@@ -223,7 +240,10 @@ export class UNetEngine {
     return serialized(() => this.evaluate(feeds, opts));
   }
 
-  private async evaluate(feeds: Record<string, Tensor>, opts: RunOptions): Promise<Record<string, Tensor>> {
+  private async evaluate(
+    feeds: Record<string, Tensor>,
+    opts: RunOptions,
+  ): Promise<Record<string, Tensor>> {
     const { policy, signal } = opts;
     const held = new Map<string, { tensor: Tensor; owned: boolean }>();
     for (const [name, tensor] of Object.entries(feeds)) held.set(name, { tensor, owned: false });
@@ -310,12 +330,16 @@ function checkSession(dir: string, seg: Segment, session: Session): void {
   const want = (list: TensorSpec[]) => list.map((t) => t.name).sort().join(",");
   if (want(seg.inputs) !== [...session.inputNames].sort().join(",")) {
     throw new PlanIntegrityError(
-      `plan ${dir}: segment ${seg.file} has inputs ${session.inputNames.join(", ")}, plan.json says ${want(seg.inputs)}`,
+      `plan ${dir}: segment ${seg.file} has inputs ${
+        session.inputNames.join(", ")
+      }, plan.json says ${want(seg.inputs)}`,
     );
   }
   if (want(seg.outputs) !== [...session.outputNames].sort().join(",")) {
     throw new PlanIntegrityError(
-      `plan ${dir}: segment ${seg.file} has outputs ${session.outputNames.join(", ")}, plan.json says ${want(seg.outputs)}`,
+      `plan ${dir}: segment ${seg.file} has outputs ${
+        session.outputNames.join(", ")
+      }, plan.json says ${want(seg.outputs)}`,
     );
   }
 }

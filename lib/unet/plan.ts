@@ -86,7 +86,9 @@ export function validatePlan(value: unknown): Plan {
   const p = value as Partial<Plan>;
   if (!p || typeof p !== "object") throw new Error("plan.json: not an object");
   if (p.format !== "blockcache-plan/1") {
-    throw new Error(`plan.json: format must be "blockcache-plan/1", got ${JSON.stringify(p.format)}`);
+    throw new Error(
+      `plan.json: format must be "blockcache-plan/1", got ${JSON.stringify(p.format)}`,
+    );
   }
   if (p.mode !== "residual" && p.mode !== "output") throw new Error("plan.json: bad mode");
   if (!Array.isArray(p.segments) || p.segments.length === 0) {

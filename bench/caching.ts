@@ -1,0 +1,279 @@
+/**
+ * The paper's Table 1 on our model: for each solver and step count, the uncached full-step run,
+ * the uncached run with fewer steps at the cached run's latency, block caching, and block caching
+ * with scale-shift; quality (FD/KID in the evaluation network's feature space against real
+ * images, category accuracy, PSNR/SSIM against the full-step image of the same seed) and speed
+ * (UNet time and end-to-end images per second, measured interleaved in one run). Also a
+ * speed-quality curve over the shipped schedules and step counts, as SVG.
+ *
+ *   deno task bench caching [--prompts 256] [--configs dpm-20,ddim-20,dpm-50,ddim-50]
+ *     [--curve dpm-20] [--batch 32] [--timing-runs 3] [--model models/emoji-ldm]
+ *
+ * Results: bench/results/caching.json (rows) and bench/results/caching_curve.svg.
+ *
+ * @module
+ */
+import { parseSchedule, type Schedule, serializeSchedule } from "../lib/cache/schedule.ts";
+import { Evaluator, type QualityScore } from "../lib/eval/evaluator.ts";
+import { speedQualitySvg } from "../lib/image/plots.ts";
+import type { RgbaImage } from "../lib/image/png.ts";
+import { mse8 } from "../lib/metrics/psnr.ts";
+import { ssim } from "../lib/metrics/ssim.ts";
+import { Pipeline } from "../lib/pipeline/pipeline.ts";
+import type { GenerateRequest, SolverName } from "../lib/pipeline/types.ts";
+import { parseFlags } from "../lib/cli/flags.ts";
+import { machineDescription } from "./machine.ts";
+
+/** One row of bench/results/caching.json. */
+export interface CachingRow {
+  solver: SolverName;
+  steps: number;
+  variant: "full" | "fewer_steps" | "cache" | "cache_ss" | "curve";
+  /** Steps actually run (fewer for `fewer_steps`). */
+  steps_run: number;
+  schedule: string | null;
+  /** UNet-loop speedup over the uncached full-step run, measured in the same run. */
+  speedup: number;
+  unet_ms: number;
+  e2e_ms: number;
+  images_per_s: number;
+  fd: number;
+  kid: number;
+  kid_std: number;
+  accuracy: number;
+  /** PSNR (dB) over the whole set against the uncached full-step images of the same seeds. */
+  psnr: number;
+  ssim: number;
+  skipped_fraction: number;
+  cache_bytes: number;
+}
+
+interface Variant {
+  label: string;
+  steps: number;
+  cache: string;
+  schedule: string | null;
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+/** Writes a copy of a schedule without its scale-shift table (the "cache" variant) to a temp file. */
+async function withoutScaleShift(s: Schedule): Promise<string> {
+  const copy: Schedule = { ...s, scaleShift: undefined };
+  delete copy.scaleShift;
+  const path = await Deno.makeTempFile({ suffix: ".json" });
+  await Deno.writeTextFile(path, serializeSchedule(copy));
+  return path;
+}
+
+function request(prompt: string, seed: number, solver: SolverName, v: Variant): GenerateRequest {
+  return {
+    prompt,
+    negativePrompt: "",
+    seed,
+    steps: v.steps,
+    guidanceScale: 4,
+    solver,
+    cache: v.cache,
+  };
+}
+
+/** Median UNet and end-to-end time per image (batch of one, guided), interleaved over variants. */
+async function timeVariants(
+  p: Pipeline,
+  solver: SolverName,
+  variants: Variant[],
+  runs: number,
+): Promise<Map<string, { unet: number; e2e: number; skipped: number; bytes: number }>> {
+  const samples = new Map(variants.map((v) => [v.label, { unet: [] as number[], e2e: [] as number[], skipped: 0, bytes: 0 }]));
+  const prompts = ["google red apple", "twitter grinning face", "google dog face"];
+  for (const v of variants) await p.generate(request(prompts[0], 0, solver, v)); // warm-up
+  for (let r = 0; r < runs; r++) {
+    for (const v of variants) {
+      const res = await p.generate(request(prompts[r % prompts.length], r, solver, v));
+      const s = samples.get(v.label)!;
+      s.unet.push(res.timings.unetMs);
+      s.e2e.push(res.timings.totalMs);
+      s.skipped = res.skippedFraction;
+      s.bytes = res.cacheBytes;
+    }
+  }
+  return new Map(
+    [...samples].map(([k, s]) => [k, { unet: median(s.unet), e2e: median(s.e2e), skipped: s.skipped, bytes: s.bytes }]),
+  );
+}
+
+/** Generates the prompt set for one variant, in batches. */
+async function generateSet(
+  p: Pipeline,
+  prompts: string[],
+  solver: SolverName,
+  v: Variant,
+  batch: number,
+): Promise<RgbaImage[]> {
+  const out: RgbaImage[] = [];
+  for (let i = 0; i < prompts.length; i += batch) {
+    const reqs = prompts.slice(i, i + batch).map((prompt, k) => request(prompt, i + k, solver, v));
+    for (const r of await p.generateBatch(reqs)) out.push(r.image);
+  }
+  return out;
+}
+
+function pairScores(images: RgbaImage[], reference: RgbaImage[]): { psnr: number; ssim: number } {
+  let mse = 0, s = 0;
+  images.forEach((img, i) => {
+    const a = { ...img, channels: 4 as const }, b = { ...reference[i], channels: 4 as const };
+    mse += mse8(a, b);
+    s += ssim(a, b);
+  });
+  mse /= images.length;
+  return { psnr: mse === 0 ? Infinity : 10 * Math.log10(255 * 255 / mse), ssim: s / images.length };
+}
+
+/** Runs the benchmark; returns the rows written to bench/results/caching.json. */
+export async function runCachingBench(args: string[]): Promise<CachingRow[]> {
+  const { flags } = parseFlags(args, {
+    prompts: "int",
+    configs: "string",
+    curve: "string",
+    batch: "int",
+    "timing-runs": "int",
+    model: "string",
+    out: "string",
+  });
+  const modelDir = String(flags.model ?? "models/emoji-ldm");
+  const nPrompts = Number(flags.prompts ?? 256);
+  const batch = Number(flags.batch ?? 32);
+  const runs = Number(flags["timing-runs"] ?? 3);
+  const configs = String(flags.configs ?? "dpm-20,ddim-20,dpm-50,ddim-50").split(",");
+  const curveConfig = String(flags.curve ?? "dpm-20");
+  const outDir = String(flags.out ?? "bench/results");
+  await Deno.mkdir(outDir, { recursive: true });
+  const p = await Pipeline.load(modelDir, { backend: "wasm", log: () => {} });
+  const evaluator = await Evaluator.load(`${modelDir}/eval`);
+  const captions = evaluator.holdoutCaptions;
+  const prompts = Array.from({ length: nPrompts }, (_, i) => captions[i % captions.length]);
+  const labels = Array.from({ length: nPrompts }, (_, i) => evaluator.holdoutLabels[i % captions.length]);
+  const floor = evaluator.floor();
+  console.log(`machine: ${machineDescription()}`);
+  console.log(`real-vs-real floor (256 held-out real images): FD ${floor.fd.toFixed(2)}, KID ${floor.kid.toFixed(4)}`);
+  const rows: CachingRow[] = [];
+  const curves: { name: string; points: { x: number; y: number; label?: string }[]; line?: boolean; dashed?: boolean }[] = [];
+
+  const quality = async (images: RgbaImage[]): Promise<QualityScore> => {
+    const { features, predicted } = await evaluator.embed(images);
+    return evaluator.score(features, predicted, labels);
+  };
+
+  for (const config of configs) {
+    const [solver, stepsText] = config.split("-") as [SolverName, string];
+    const steps = Number(stepsText);
+    const recommended = p.schedules.auto(solver, steps);
+    if (!recommended) {
+      console.log(`${config}: no shipped schedule, skipped (run deno task calibrate first)`);
+      continue;
+    }
+    const plain = await withoutScaleShift(recommended);
+    const full: Variant = { label: "full", steps, cache: "none", schedule: null };
+    const cache: Variant = { label: "cache", steps, cache: plain, schedule: recommended.name };
+    const cacheSs: Variant = { label: "cache_ss", steps, cache: recommended.name, schedule: `${recommended.name}+ss` };
+    // the fewer-steps baseline at the cached run's latency: time caching first, then pick steps
+    const t1 = await timeVariants(p, solver, [full, cache], runs);
+    const ratio = t1.get("full")!.unet / t1.get("cache")!.unet;
+    const fewerSteps = Math.max(1, Math.round(steps / ratio));
+    const fewer: Variant = { label: "fewer_steps", steps: fewerSteps, cache: "none", schedule: null };
+    const variants = [full, fewer, cache, cacheSs];
+    const timing = await timeVariants(p, solver, variants, runs);
+    const fullImages = await generateSet(p, prompts, solver, full, batch);
+    for (const v of variants) {
+      const images = v === full ? fullImages : await generateSet(p, prompts, solver, v, batch);
+      const q = await quality(images);
+      const pair = pairScores(images, fullImages);
+      const t = timing.get(v.label)!;
+      const row: CachingRow = {
+        solver,
+        steps,
+        variant: v.label as CachingRow["variant"],
+        steps_run: v.steps,
+        schedule: v.schedule,
+        speedup: timing.get("full")!.unet / t.unet,
+        unet_ms: t.unet,
+        e2e_ms: t.e2e,
+        images_per_s: 1000 / t.e2e,
+        fd: q.fd,
+        kid: q.kid,
+        kid_std: q.kidStd,
+        accuracy: q.accuracy ?? NaN,
+        psnr: pair.psnr,
+        ssim: pair.ssim,
+        skipped_fraction: t.skipped,
+        cache_bytes: t.bytes,
+      };
+      rows.push(row);
+      console.log(
+        `${config} ${v.label.padEnd(11)} steps ${String(v.steps).padStart(2)} speedup ${row.speedup.toFixed(2)}x ` +
+          `UNet ${row.unet_ms.toFixed(0)} ms  FD ${row.fd.toFixed(2)} KID ${row.kid.toFixed(4)} acc ${
+            (row.accuracy * 100).toFixed(1)
+          }% PSNR ${row.psnr.toFixed(2)} skipped ${(row.skipped_fraction * 100).toFixed(0)}%`,
+      );
+    }
+    await Deno.remove(plain);
+
+    if (config === curveConfig) {
+      // every shipped schedule of this config (with its scale-shift when shipped), and step counts
+      const others = p.schedules.for(solver, steps);
+      const stepCounts = [...new Set([Math.round(steps * 0.4), Math.round(steps * 0.5), Math.round(steps * 0.65), Math.round(steps * 0.8)])];
+      const sched: Variant[] = others.map((s) => ({ label: s.name, steps, cache: s.name, schedule: s.name }));
+      const fewerList: Variant[] = stepCounts.map((n) => ({ label: `steps-${n}`, steps: n, cache: "none", schedule: null }));
+      const ct = await timeVariants(p, solver, [full, ...sched, ...fewerList], runs);
+      const point = async (v: Variant) => {
+        const images = await generateSet(p, prompts, solver, v, batch);
+        const q = await quality(images);
+        const t = ct.get(v.label)!;
+        const pair = pairScores(images, fullImages);
+        rows.push({
+          solver, steps, variant: "curve", steps_run: v.steps, schedule: v.schedule,
+          speedup: ct.get("full")!.unet / t.unet, unet_ms: t.unet, e2e_ms: t.e2e, images_per_s: 1000 / t.e2e,
+          fd: q.fd, kid: q.kid, kid_std: q.kidStd, accuracy: q.accuracy ?? NaN, psnr: pair.psnr, ssim: pair.ssim,
+          skipped_fraction: t.skipped, cache_bytes: t.bytes,
+        });
+        console.log(`curve ${v.label}: speedup ${(ct.get("full")!.unet / t.unet).toFixed(2)}x FD ${q.fd.toFixed(2)}`);
+        return { x: ct.get("full")!.unet / t.unet, y: q.fd, label: v.label };
+      };
+      type Pt = { x: number; y: number; label?: string };
+      const auto: Pt[] = [], uniform: Pt[] = [], fewerPts: Pt[] = [];
+      for (const v of sched) (v.label.startsWith("uniform") ? uniform : auto).push(await point(v));
+      for (const v of fewerList) fewerPts.push(await point(v));
+      const fullRow = rows.find((r) => r.solver === solver && r.steps === steps && r.variant === "full")!;
+      curves.push(
+        { name: "block caching (Eq. 7, + scale-shift)", points: auto.sort((a, b) => a.x - b.x), line: true },
+        { name: "uniform (every N steps)", points: uniform.sort((a, b) => a.x - b.x), line: true, dashed: true },
+        { name: "fewer steps, no cache", points: [{ x: 1, y: fullRow.fd, label: `${steps}` }, ...fewerPts].sort((a, b) => a.x - b.x), line: true },
+      );
+      await Deno.writeTextFile(
+        `${outDir}/caching_curve.svg`,
+        speedQualitySvg(curves, {
+          title: `${p.model.name} ${solver}-${steps}: speed vs quality (${nPrompts} prompts, wasm)`,
+          xLabel: "UNet speedup over the full-step run",
+          yLabel: "FD to real images (lower is better)",
+          hLines: [{ y: floor.fd, label: "real vs real" }],
+        }),
+      );
+    }
+  }
+  const result = {
+    machine: machineDescription(),
+    backend: "wasm",
+    model: p.model.name,
+    prompts: nPrompts,
+    date: new Date().toISOString(),
+    floor: { fd: floor.fd, kid: floor.kid },
+    rows,
+  };
+  await Deno.writeTextFile(`${outDir}/caching.json`, JSON.stringify(result, null, 1) + "\n");
+  await evaluator.release();
+  await p.release();
+  return rows;
+}
+
+if (import.meta.main) await runCachingBench(Deno.args);

@@ -1,0 +1,190 @@
+/**
+ * Calibration: measures each cacheable block's change between steps on a prompt set (paper
+ * Eq. 6), derives static schedules from it (Eq. 7, and uniform ones for comparison), and fits the
+ * per-channel scale-shift of a schedule along the cached sampler's own trajectory.
+ *
+ * The scale-shift fit is the paper's student/teacher objective solved in closed form, step by
+ * step: at every step the teacher (the uncached UNet) runs on the student's current latent and
+ * gives each block's fresh residual; for the blocks the schedule reuses at that step, the
+ * least-squares map from the student's cached residual to the teacher's fresh one is fitted over
+ * the whole calibration batch, and the student continues with the corrected residuals.
+ *
+ * @module
+ */
+import { initialLatents, type Pipeline } from "../pipeline/pipeline.ts";
+import type { SolverName } from "../pipeline/types.ts";
+import { toFloat32 } from "../runtime/tensors.ts";
+import { createSolver } from "../solvers/mod.ts";
+import { ChangeAccumulator } from "./change.ts";
+import { deriveSchedule, uniformSchedule } from "./derive.ts";
+import { BlockCache } from "./policy.ts";
+import { ScaleShiftAccumulator } from "./scale_shift.ts";
+import {
+  autoScheduleName,
+  type Schedule,
+  SCHEDULE_FORMAT,
+  type ScaleShiftTable,
+  skippedFraction,
+  uniformScheduleName,
+} from "./schedule.ts";
+
+/** What a calibration run generates. */
+export interface CalibrationSet {
+  prompts: string[];
+  seeds: number[];
+  solver: SolverName;
+  steps: number;
+  guidanceScale: number;
+  /** Samples per UNet batch (each is 2 items with guidance). */
+  batchSize?: number;
+  signal?: AbortSignal;
+  log?: (line: string) => void;
+}
+
+interface Sample {
+  prompt: string;
+  seed: number;
+}
+
+function samples(set: CalibrationSet): Sample[] {
+  return set.seeds.flatMap((seed) => set.prompts.map((prompt) => ({ prompt, seed })));
+}
+
+function batches<T>(items: T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
+}
+
+/**
+ * Runs the uncached sampler on every (prompt, seed) and returns the mean relative L1 change of
+ * each block's cached value, `curves[block][step]` (step 0 is 1 by convention).
+ */
+export async function measureChange(pipeline: Pipeline, set: CalibrationSet): Promise<number[][]> {
+  const blocks = pipeline.unet.blocks;
+  const acc = new ChangeAccumulator(blocks, set.steps);
+  for (const [b, batch] of batches(samples(set), set.batchSize ?? 32).entries()) {
+    const recorder = new BlockCache(null, blocks);
+    const solver = createSolver(set.solver, pipeline.model.scheduler, set.steps);
+    const emb = await pipeline.encodePrompts(
+      batch.map((s) => s.prompt),
+      batch.map(() => ""),
+      set.guidanceScale !== 1,
+    );
+    try {
+      let x = initialLatents(batch.map((s) => s.seed), pipeline.latentLength, solver.initNoiseSigma);
+      for (let i = 0; i < set.steps; i++) {
+        const xin = solver.scaleModelInput(x, i);
+        const out = await pipeline.evalUNet(
+          xin,
+          solver.timesteps[i],
+          emb,
+          recorder,
+          set.guidanceScale,
+          set.signal,
+        );
+        for (const [k, block] of blocks.entries()) {
+          const t = recorder.storedValue(k)!;
+          acc.add(block, i, await toFloat32(t), t.dims[0]);
+        }
+        x = solver.step(out, i, x).prevSample;
+      }
+    } finally {
+      emb.tensor.dispose();
+      recorder.dispose();
+    }
+    set.log?.(`change: batch ${b + 1} done (${batch.length} samples)`);
+  }
+  return acc.curves();
+}
+
+/** A schedule without measured figures or scale-shift. */
+export function makeSchedule(
+  model: string,
+  solver: SolverName,
+  steps: number,
+  blocks: string[],
+  mode: "residual" | "output",
+  rule: { delta: number; curves: number[][] } | { every: number },
+): Schedule {
+  const recompute = "delta" in rule
+    ? deriveSchedule(rule.curves, rule.delta)
+    : uniformSchedule(steps, blocks.length, rule.every);
+  return {
+    format: SCHEDULE_FORMAT,
+    model,
+    solver,
+    steps,
+    name: "delta" in rule ? autoScheduleName(rule.delta) : uniformScheduleName(rule.every),
+    kind: "delta" in rule ? "auto" : "uniform",
+    ...("delta" in rule ? { delta: rule.delta } : { every: rule.every }),
+    mode,
+    blocks: [...blocks],
+    recompute,
+    skippedFraction: skippedFraction(recompute),
+  };
+}
+
+/**
+ * Fits the schedule's scale-shift table along the cached sampler's trajectory (see the module
+ * doc); returns the table and the mean squared error of the reused residuals before and after.
+ */
+export async function fitScaleShift(
+  pipeline: Pipeline,
+  schedule: Schedule,
+  set: CalibrationSet,
+): Promise<{ table: ScaleShiftTable; mseBefore: number; mseAfter: number }> {
+  const blocks = pipeline.unet.blocks;
+  const all = samples(set);
+  const table: ScaleShiftTable = {};
+  const working: Schedule = { ...schedule, scaleShift: table };
+  let before = 0, after = 0, count = 0;
+  // the whole calibration set is one batch, so each step's fit sees every sample
+  const student = new BlockCache(working, blocks);
+  const teacher = new BlockCache(null, blocks);
+  const emb = await pipeline.encodePrompts(
+    all.map((s) => s.prompt),
+    all.map(() => ""),
+    set.guidanceScale !== 1,
+  );
+  try {
+    const solver = createSolver(set.solver, pipeline.model.scheduler, set.steps);
+    let x = initialLatents(all.map((s) => s.seed), pipeline.latentLength, solver.initNoiseSigma);
+    for (let i = 0; i < set.steps; i++) {
+      const xin = solver.scaleModelInput(x, i);
+      const t = solver.timesteps[i];
+      const reused = blocks.map((_, k) => student.reusesAt(i, k));
+      if (reused.some((r) => r)) {
+        await pipeline.evalUNet(xin, t, emb, teacher, set.guidanceScale, set.signal);
+        const acc = new ScaleShiftAccumulator();
+        for (const [k, block] of blocks.entries()) {
+          if (!reused[k]) continue;
+          const cached = student.storedValue(k)!;
+          const fresh = teacher.storedValue(k)!;
+          acc.add(block, i, await toFloat32(cached), await toFloat32(fresh), cached.dims);
+        }
+        const fitted = acc.fit();
+        for (const r of acc.report(fitted)) {
+          before += r.mseIdentity;
+          after += r.mseFit;
+          count++;
+        }
+        for (const [block, steps] of Object.entries(fitted)) {
+          table[block] = { ...table[block], ...steps };
+        }
+      }
+      await student.beginStep(i);
+      const out = await pipeline.evalUNet(xin, t, emb, student, set.guidanceScale, set.signal);
+      x = solver.step(out, i, x).prevSample;
+    }
+  } finally {
+    emb.tensor.dispose();
+    student.dispose();
+    teacher.dispose();
+  }
+  set.log?.(
+    `scale-shift ${schedule.name}: reused-residual MSE ${(before / (count || 1)).toExponential(3)}` +
+      ` → ${(after / (count || 1)).toExponential(3)}`,
+  );
+  return { table, mseBefore: before / (count || 1), mseAfter: after / (count || 1) };
+}

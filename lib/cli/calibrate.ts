@@ -1,0 +1,177 @@
+/**
+ * `deno task calibrate`: measures block change on a prompt set, derives static schedules (paper
+ * Eq. 7 for each `--deltas` value, uniform ones for `--uniform`), fits scale-shift, and writes
+ * `schedules/<model>/<solver>-<steps>-<name>.json` plus pictures (change heatmap, schedule grids).
+ *
+ *   deno task calibrate --model models/emoji-ldm --solver dpm --steps 20 --deltas 0.5,1 --uniform 2
+ *
+ * @module
+ */
+import { fitScaleShift, makeSchedule, measureChange } from "../cache/calibrate.ts";
+import type { ScheduleIndex } from "../cache/registry.ts";
+import { scheduleFileName, serializeSchedule } from "../cache/schedule.ts";
+import { changeHeatmapSvg, scheduleGridSvg } from "../image/plots.ts";
+import { Pipeline } from "../pipeline/pipeline.ts";
+import { SOLVERS } from "../pipeline/request.ts";
+import type { SolverName } from "../pipeline/types.ts";
+import type { BackendChoice } from "../runtime/backend.ts";
+import { BACKEND_CHOICES } from "../runtime/backend.ts";
+import { parseFlags, UsageError } from "./flags.ts";
+
+const USAGE = `usage: deno task calibrate [--model DIR] [--solver ddim|dpm|euler] [--steps N]
+  [--deltas 0.25,0.5,1] [--uniform 2,3] [--scale-shift all|none|NAME,...] [--prompts FILE]
+  [--seeds N] [--guidance X] [--batch N] [--recommend NAME] [--out DIR] [--backend wasm|webgpu|auto]`;
+
+function numberList(flag: string, raw: string): number[] {
+  const out = raw.split(",").filter((s) => s.trim()).map((s) => Number(s.trim()));
+  if (out.some((n) => !Number.isFinite(n) || n < 0)) {
+    throw new UsageError(`--${flag} must be a comma-separated list of non-negative numbers`);
+  }
+  return out;
+}
+
+async function writeAtomic(path: string, text: string): Promise<void> {
+  await Deno.writeTextFile(`${path}.tmp`, text);
+  await Deno.rename(`${path}.tmp`, path);
+}
+
+async function defaultPrompts(modelDir: string): Promise<string[]> {
+  try {
+    const cfg = JSON.parse(await Deno.readTextFile(`${modelDir}/eval/config.json`));
+    // the first reference captions (the benchmark's prompts are the held-out ones)
+    return (cfg.captions as string[]).slice(0, 32);
+  } catch {
+    throw new UsageError(`--prompts is required: ${modelDir}/eval/config.json has no captions`);
+  }
+}
+
+/** Runs the command; returns the exit code. */
+export async function calibrateCommand(args: string[]): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseFlags(args, {
+      model: "string",
+      solver: "string",
+      steps: "int",
+      deltas: "string",
+      uniform: "string",
+      "scale-shift": "string",
+      prompts: "string",
+      seeds: "int",
+      guidance: "number",
+      batch: "int",
+      recommend: "string",
+      out: "string",
+      backend: "string",
+      help: "boolean",
+    });
+    if (parsed.flags.help) {
+      console.log(USAGE);
+      return 0;
+    }
+    if (parsed.positional.length) throw new UsageError(`unexpected argument ${parsed.positional[0]}`);
+  } catch (e) {
+    if (e instanceof UsageError) {
+      console.error(`${e.message}\n${USAGE}`);
+      return 2;
+    }
+    throw e;
+  }
+  const f = parsed.flags;
+  try {
+    const modelDir = String(f.model ?? "models/emoji-ldm");
+    try {
+      await Deno.stat(`${modelDir}/model_index.json`);
+    } catch {
+      throw new UsageError(`--model: ${modelDir} is not a model folder (no model_index.json)`);
+    }
+    const solver = String(f.solver ?? "dpm") as SolverName;
+    if (!SOLVERS.includes(solver)) throw new UsageError(`--solver must be one of ${SOLVERS.join(", ")}`);
+    const steps = Number(f.steps ?? 20);
+    if (steps < 2 || steps > 100) throw new UsageError("--steps must be in 2..100");
+    const backend = String(f.backend ?? "wasm") as BackendChoice;
+    if (!BACKEND_CHOICES.includes(backend)) throw new UsageError("--backend must be auto, wasm or webgpu");
+    const deltas = numberList("deltas", String(f.deltas ?? "0.25,0.5,1"));
+    const uniform = numberList("uniform", String(f.uniform ?? "2,3"));
+    if (uniform.some((n) => !Number.isInteger(n) || n < 1)) {
+      throw new UsageError("--uniform must list positive integers");
+    }
+    const seeds = Number(f.seeds ?? 2);
+    if (seeds < 1 || seeds > 16) throw new UsageError("--seeds must be in 1..16");
+    const guidance = Number(f.guidance ?? 4);
+    const prompts = f.prompts
+      ? (await Deno.readTextFile(String(f.prompts)).catch(() => {
+        throw new UsageError(`--prompts: cannot read ${f.prompts}`);
+      })).split("\n").map((l) => l.trim()).filter((l) => l)
+      : await defaultPrompts(modelDir);
+    if (!prompts.length) throw new UsageError("--prompts: the file has no prompts");
+
+    const log = (line: string) => console.log(line);
+    const pipeline = await Pipeline.load(modelDir, { backend, log });
+    const model = pipeline.model.name;
+    const out = String(f.out ?? `schedules/${model}`);
+    await Deno.mkdir(out, { recursive: true });
+    const set = {
+      prompts,
+      seeds: Array.from({ length: seeds }, (_, i) => i),
+      solver,
+      steps,
+      guidanceScale: guidance,
+      batchSize: Number(f.batch ?? 32),
+      log,
+    };
+    const t0 = performance.now();
+    const curves = await measureChange(pipeline, set);
+    const blocks = pipeline.unet.blocks;
+    log(`change measured on ${prompts.length} prompts x ${seeds} seeds in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+    const base = `${solver}-${steps}`;
+    await writeAtomic(
+      `${out}/${base}.curves.json`,
+      JSON.stringify({ model, solver, steps, blocks, prompts: prompts.length, seeds, curves }) + "\n",
+    );
+    await writeAtomic(
+      `${out}/${base}.curves.svg`,
+      changeHeatmapSvg(curves, blocks, { title: `${model} ${base}: L1_rel per block and step` }),
+    );
+    const mode = pipeline.unet.plan.mode;
+    const schedules = [
+      ...deltas.map((delta) => makeSchedule(model, solver, steps, blocks, mode, { delta, curves })),
+      ...uniform.map((every) => makeSchedule(model, solver, steps, blocks, mode, { every })),
+    ];
+    const fitSet = String(f["scale-shift"] ?? "all");
+    const fitNames = fitSet === "all" ? schedules.map((s) => s.name) : fitSet === "none" ? [] : fitSet.split(",");
+    for (const s of schedules) {
+      if (fitNames.includes(s.name) && s.skippedFraction > 0) {
+        const fit = await fitScaleShift(pipeline, s, set);
+        s.scaleShift = fit.table;
+        s.measured = { scaleShiftMseBefore: fit.mseBefore, scaleShiftMseAfter: fit.mseAfter };
+      }
+      const file = `${out}/${scheduleFileName(solver, steps, s.name)}`;
+      await writeAtomic(file, serializeSchedule(s));
+      await writeAtomic(
+        file.replace(/\.json$/, ".svg"),
+        scheduleGridSvg(s.recompute, blocks, { title: `${model} ${solver}-${steps} ${s.name}` }),
+      );
+      log(`wrote ${file}: skipped ${(s.skippedFraction * 100).toFixed(1)}% of block evaluations`);
+    }
+    if (f.recommend) {
+      const name = String(f.recommend);
+      if (!schedules.some((s) => s.name === name)) {
+        throw new UsageError(`--recommend: ${name} is not one of ${schedules.map((s) => s.name).join(", ")}`);
+      }
+      let index: ScheduleIndex = { auto: {} };
+      try {
+        index = JSON.parse(await Deno.readTextFile(`${out}/index.json`));
+      } catch { /* first schedule of this model */ }
+      index.auto[base] = name;
+      await writeAtomic(`${out}/index.json`, JSON.stringify(index, null, 2) + "\n");
+    }
+    await pipeline.release();
+    return 0;
+  } catch (e) {
+    console.error(e instanceof UsageError ? `${e.message}\n${USAGE}` : `calibrate: ${(e as Error).message}`);
+    return e instanceof UsageError ? 2 : 1;
+  }
+}
+
+if (import.meta.main) Deno.exit(await calibrateCommand(Deno.args));

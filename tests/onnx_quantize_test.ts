@@ -1,0 +1,222 @@
+/**
+ * Quantized plans against the fp32 monolithic model. Tolerances are on max |plan − fp32| relative
+ * to max |fp32 output| (~1.5 here), over three random inputs:
+ * - fp16: ≤ 5e-3 on wasm, ≤ 2e-2 on WebGPU. float16 rounds to 11 significant bits (relative
+ *   step 4.9e-4); the fixture has ~50 convolutions/linears in sequence whose rounding errors add
+ *   up. On wasm ORT computes in float32 behind casts, so only the weight rounding shows
+ *   (measured 1.2e-3); on WebGPU the arithmetic is float16 too (measured 7.2e-3 on lavapipe;
+ *   a real GPU accumulates differently, hence the margin).
+ * - int8 / uint8 ≤ 3e-2. Per-channel 8-bit weights have a relative step of 1/127 (int8) or
+ *   1/255 of the channel range (uint8); a per-weight error up to half a step over ~50 layers
+ *   averages out to ~1e-2 of the output scale. Measured: 1.25e-2 (int8), 1.40e-2 (uint8).
+ * Each case must also differ from fp32 (the weights really were quantized).
+ *
+ * @module
+ */
+
+import { assert, assertEquals } from "./_assert.ts";
+import { AttributeType, DataType, decodeModel, type Model } from "../lib/onnx/model.ts";
+import { FP32_OPS, quantizeModel, quantizePerChannel } from "../lib/onnx/quantize.ts";
+import { splitModel } from "../lib/onnx/split.ts";
+import { type Backend, createSession, probeWebGpu } from "../lib/runtime/backend.ts";
+import { ort, type Tensor } from "../lib/runtime/ort.ts";
+import { toFloat32 } from "../lib/runtime/tensors.ts";
+import { UNetEngine } from "../lib/unet/engine.ts";
+
+const FIXTURE = new URL("./fixtures/tiny_unet.onnx", import.meta.url).pathname;
+const TMP = await Deno.makeTempDir({ prefix: "quantize-test-" });
+const ADAPTER = await probeWebGpu();
+if (!ADAPTER) {
+  console.warn("onnx_quantize_test: no WebGPU adapter; the WebGPU fp16 test is skipped");
+}
+
+const TOLERANCE = { fp16: 5e-3, fp16gpu: 2e-2, int8: 3e-2, uint8: 3e-2 };
+
+Deno.test("per-channel quantization: error within half a step, symmetric int8, asymmetric uint8", () => {
+  // 3 output channels of 4 weights each (axis 0), one channel all zeros
+  const w = Float32Array.of(0.5, -1, 0.25, 0.125, 0, 0, 0, 0, 3, 2.5, -0.5, 1);
+  for (const signed of [true, false]) {
+    const { q, scale, zeroPoint } = quantizePerChannel(w, [3, 4], 0, signed);
+    assertEquals(scale.length, 3);
+    assertEquals(scale[1], 1, "an all-zero channel gets scale 1");
+    if (signed) assertEquals([...zeroPoint], [0, 0, 0]);
+    for (let i = 0; i < w.length; i++) {
+      const c = Math.floor(i / 4);
+      const back = (q[i] - zeroPoint[c]) * scale[c];
+      assert(Math.abs(back - w[i]) <= scale[c] / 2 + 1e-7, `weight ${i}: ${w[i]} → ${back}`);
+    }
+    if (signed) assertEquals(scale[0], Math.fround(1 / 127));
+    else assertEquals(scale[2], Math.fround(3.5 / 255));
+  }
+  // axis 1 (MatMul weights [K, N]): channels are columns
+  const { scale } = quantizePerChannel(Float32Array.of(1, 10, -2, 20), [2, 2], 1, true);
+  assertEquals([...scale], [2, 20].map((x) => Math.fround(x / 127)));
+});
+
+function inputs(seed: number): Record<string, Tensor> {
+  let s = seed;
+  const rnd = () => ((s = (s * 16807) % 2147483647) / 2147483647) * 2 - 1;
+  return {
+    sample: new ort.Tensor("float32", Float32Array.from({ length: 2 * 4 * 8 * 8 }, rnd), [
+      2,
+      4,
+      8,
+      8,
+    ]),
+    timestep: new ort.Tensor("int64", BigInt64Array.of(BigInt(100 + seed * 250)), [1]),
+    encoder_hidden_states: new ort.Tensor(
+      "float32",
+      Float32Array.from({ length: 2 * 4 * 16 }, rnd),
+      [2, 4, 16],
+    ),
+  };
+}
+
+async function relativeError(dir: string, backend: Backend): Promise<number> {
+  const mono = await createSession(await Deno.readFile(FIXTURE), backend);
+  const engine = await UNetEngine.load(dir, { backend, log: () => {} });
+  let worst = 0;
+  try {
+    for (const seed of [1, 2, 3]) {
+      const feeds = inputs(seed);
+      const want = await toFloat32((await mono.run(feeds)).out_sample);
+      const got = await toFloat32((await engine.run(feeds)).out_sample);
+      let d = 0, scale = 0;
+      for (let i = 0; i < want.length; i++) {
+        d = Math.max(d, Math.abs(got[i] - want[i]));
+        scale = Math.max(scale, Math.abs(want[i]));
+      }
+      worst = Math.max(worst, d / scale);
+    }
+  } finally {
+    await engine.release();
+    await mono.release();
+  }
+  return worst;
+}
+
+async function segments(dir: string): Promise<Model[]> {
+  const plan = JSON.parse(await Deno.readTextFile(`${dir}/plan.json`));
+  return await Promise.all(
+    plan.segments.map(async (s: { file: string }) =>
+      decodeModel(await Deno.readFile(`${dir}/${s.file}`))
+    ),
+  );
+}
+
+const split = (precision: "fp16" | "int8" | "uint8") =>
+  splitModel(FIXTURE, { out: `${TMP}/${precision}`, precision }).then((r) => r.dir);
+
+Deno.test("fp16 plan: float16 weights and compute, float32 boundaries and norms, within 5e-3", async () => {
+  const dir = await split("fp16");
+  const plan = JSON.parse(await Deno.readTextFile(`${dir}/plan.json`));
+  assertEquals(plan.precision, "fp16");
+  for (const s of plan.segments) {
+    for (const t of [...s.inputs, ...s.outputs]) {
+      assert(t.dtype === "float32" || t.dtype === "int64", t.name);
+    }
+  }
+  let half = 0;
+  for (const m of await segments(dir)) {
+    for (const v of [...m.graph.input, ...m.graph.output]) {
+      assert(
+        v.type?.tensor?.elemType !== DataType.FLOAT16,
+        `${v.name} crosses a segment as float16`,
+      );
+    }
+    const inits = new Map(m.graph.initializer.map((t) => [t.name, t]));
+    for (const n of m.graph.node) {
+      if (n.opType === "Conv" || n.opType === "MatMul" || n.opType === "Gemm") {
+        const w = inits.get(n.input[1]);
+        if (w) assertEquals(w.dataType, DataType.FLOAT16, `${n.name} weight`);
+        half++;
+      }
+      if (FP32_OPS.has(n.opType)) {
+        for (const x of n.input) {
+          assert(inits.get(x)?.dataType !== DataType.FLOAT16, `${n.name} runs in float32`);
+        }
+      }
+    }
+  }
+  assert(half > 50);
+  const err = await relativeError(dir, "wasm");
+  console.log(`fp16 plan on wasm: max relative error ${err.toExponential(2)}`);
+  assert(err > 0 && err <= TOLERANCE.fp16, `fp16 relative error ${err}`);
+});
+
+Deno.test({
+  name: "webgpu: the fp16 plan computes in float16 within 2e-2",
+  ignore: !ADAPTER,
+  fn: async () => {
+    const err = await relativeError(`${TMP}/fp16`, "webgpu");
+    console.log(`fp16 plan on webgpu: max relative error ${err.toExponential(2)}`);
+    assert(err > 0 && err <= TOLERANCE.fp16gpu, `fp16 relative error ${err}`);
+  },
+});
+
+for (const precision of ["int8", "uint8"] as const) {
+  Deno.test(`${precision} plan: per-channel DequantizeLinear weights, within 3e-2`, async () => {
+    const dir = await split(precision);
+    let dq = 0;
+    for (const m of await segments(dir)) {
+      const inits = new Map(m.graph.initializer.map((t) => [t.name, t]));
+      for (const n of m.graph.node) {
+        assert(!["ConvInteger", "MatMulInteger", "QLinearConv"].includes(n.opType), n.opType);
+        if (n.opType !== "DequantizeLinear") continue;
+        dq++;
+        const q = inits.get(n.input[0])!;
+        assertEquals(q.dataType, precision === "int8" ? DataType.INT8 : DataType.UINT8);
+        const axis = n.attribute.find((a) => a.name === "axis");
+        assertEquals(axis?.type, AttributeType.INT);
+        assertEquals(
+          inits.get(n.input[1])!.dims,
+          [q.dims[Number(axis!.i)]],
+          "one scale per output channel",
+        );
+      }
+      for (const n of m.graph.node.filter((x) => x.opType === "InstanceNormalization")) {
+        for (const x of n.input.slice(1)) {
+          assert(!m.graph.node.some((d) => d.opType === "DequantizeLinear" && d.output[0] === x));
+        }
+      }
+    }
+    assert(dq > 50, `${dq} quantized weights`);
+    const err = await relativeError(dir, "wasm");
+    console.log(`${precision} plan on wasm: max relative error ${err.toExponential(2)}`);
+    assert(err > 0 && err <= TOLERANCE[precision], `${precision} relative error ${err}`);
+  });
+}
+
+Deno.test("fp32 leaves a model unchanged; quantizing refuses external tensors", () => {
+  const m: Model = {
+    irVersion: 8,
+    opsetImport: [{ domain: "", version: 17 }],
+    metadataProps: [],
+    graph: {
+      name: "g",
+      node: [],
+      initializer: [{
+        name: "w",
+        dims: [4],
+        dataType: DataType.FLOAT,
+        dataLocation: 1,
+        externalData: [],
+      }],
+      input: [],
+      output: [],
+      valueInfo: [],
+    },
+  };
+  assert(quantizeModel(m, "fp32") === m);
+  let message = "";
+  try {
+    quantizeModel(m, "int8");
+  } catch (e) {
+    message = (e as Error).message;
+  }
+  assert(message.includes("external"), message);
+});
+
+Deno.test("clean up", async () => {
+  await Deno.remove(TMP, { recursive: true });
+});
