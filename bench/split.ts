@@ -46,6 +46,11 @@ export interface BenchSplitResult {
   splitMs: number;
   /** splitMs / monolithicMs. */
   ratio: number;
+  /**
+   * Median of the per-repetition ratios split/monolithic (each pair runs back to back), which
+   * cancels slow changes in host load better than the ratio of medians.
+   */
+  pairedRatio: number;
   /** (ratio − 1) · 100. */
   overheadPct: number;
   /** Fastest single runs (less sensitive to a busy host than medians). */
@@ -158,6 +163,7 @@ export async function benchSplit(opts: BenchSplitOptions = {}): Promise<BenchSpl
       monolithicMs: median(m),
       splitMs: median(s),
       ratio: median(s) / median(m),
+      pairedRatio: median(s.map((x, i) => x / m[i])),
       overheadPct: (median(s) / median(m) - 1) * 100,
       monolithicMinMs: Math.min(...m),
       splitMinMs: Math.min(...s),
@@ -196,6 +202,30 @@ function flag(args: string[], name: string): string | undefined {
   return i >= 0 ? args[i + 1] : undefined;
 }
 
+/** A short human-readable report of a {@link benchSplit} result. */
+export function formatBenchSplit(r: BenchSplitResult): string {
+  const pct = (x: number) => `${x >= 0 ? "+" : ""}${x.toFixed(1)}%`;
+  return [
+    `split vs monolithic UNet evaluation on ${r.backend}: ${r.model}`,
+    `  ${r.segments} segments (${r.blocks} cacheable blocks), ${r.reps} interleaved repetitions`,
+    `  median wall time: monolithic ${r.monolithicMs.toFixed(2)} ms, split ${
+      r.splitMs.toFixed(2)
+    } ms, ` +
+    `ratio ${r.ratio.toFixed(3)} (${pct(r.overheadPct)}; goal <= +3%)`,
+    `  median CPU time:  monolithic ${r.monolithicCpuMs.toFixed(2)} ms, split ${
+      r.splitCpuMs.toFixed(2)
+    } ms, ` +
+    `ratio ${r.cpuRatio.toFixed(3)} (${pct((r.cpuRatio - 1) * 100)})`,
+    `  median of per-repetition ratios: ${r.pairedRatio.toFixed(3)} (${
+      pct((r.pairedRatio - 1) * 100)
+    })`,
+    `  fastest run:      monolithic ${r.monolithicMinMs.toFixed(2)} ms, split ${
+      r.splitMinMs.toFixed(2)
+    } ms ` +
+    `(${pct((r.splitMinMs / r.monolithicMinMs - 1) * 100)})`,
+  ].join("\n");
+}
+
 if (import.meta.main) {
   const args = Deno.args;
   const r = await benchSplit({
@@ -204,11 +234,5 @@ if (import.meta.main) {
     reps: flag(args, "reps") ? Number(flag(args, "reps")) : undefined,
     backend: (flag(args, "backend") as Backend | undefined) ?? "wasm",
   });
-  console.log(
-    `split vs monolithic on ${r.backend}, ${r.model}: ${r.segments} segments (${r.blocks} blocks), ` +
-      `${r.reps} interleaved reps, medians: monolithic ${r.monolithicMs.toFixed(2)} ms, ` +
-      `split ${r.splitMs.toFixed(2)} ms, ratio ${r.ratio.toFixed(3)} (${
-        r.overheadPct >= 0 ? "+" : ""
-      }${r.overheadPct.toFixed(1)}%; goal <= +3%)`,
-  );
+  console.log(formatBenchSplit(r));
 }

@@ -66,6 +66,8 @@ const USAGE = `usage:
 export interface ImageJob {
   /** Output file. */
   out: string;
+  /** The output file as the user named it (for messages). */
+  label: string;
   req: GenerateRequest;
   /** 1-based line of the batch file (absent for `--prompt`). */
   line?: number;
@@ -231,12 +233,13 @@ export async function parseGenerateArgs(args: string[], cwd = Deno.cwd()): Promi
       modelDir,
       backend: backend as BackendChoice,
       batchSize: 1,
-      jobs: [{ out: resolvePath(cwd, out), req }],
+      jobs: [{ out: resolvePath(cwd, out), label: out, req }],
     };
   }
   if (flags.out !== undefined) throw new UsageError("--out goes with --prompt; use --out-dir");
   if (flags["out-dir"] === undefined) throw new UsageError("missing --out-dir (where the PNGs go)");
-  const outDir = resolvePath(cwd, String(flags["out-dir"])).replace(/(.)\/+$/, "$1");
+  const outDirGiven = String(flags["out-dir"]).replace(/(.)\/+$/, "$1");
+  const outDir = resolvePath(cwd, outDirGiven);
   // Check the flags' own values once, so a bad one is named as a flag, not as every line.
   try {
     resolveRequest({ ...defaults, prompt: "x" });
@@ -253,6 +256,7 @@ export async function parseGenerateArgs(args: string[], cwd = Deno.cwd()): Promi
   }
   const jobs = parseBatchLines(text, file, defaults).map((l) => ({
     out: `${outDir}/${l.id}.png`,
+    label: `${outDirGiven}/${l.id}.png`,
     req: l.req,
     line: l.line,
     id: l.id,
@@ -380,12 +384,12 @@ export async function generateCommand(
       try {
         await writeFileAtomic(j.out, results[i].png);
       } catch (e) {
-        printError(`generate: ${where(j)}cannot write ${j.out}: ${(e as Error).message}`);
+        printError(`generate: ${where(j)}cannot write ${j.label}: ${(e as Error).message}`);
         failed++;
         continue;
       }
       written++;
-      print(describeResult(j.out, results[i], j.req.guidanceScale, group.length));
+      print(describeResult(j.label, results[i], j.req.guidanceScale, group.length));
     }
   }
   if (failed) return fail(`${failed} of ${plan.jobs.length} images failed`, 1);

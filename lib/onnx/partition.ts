@@ -10,9 +10,11 @@
  * - Unscoped nodes (`Identity_12`, `Constant_7`) go by data flow: to a block when all their
  *   consumers are in it, else to glue. Constant-valued nodes (`Constant`, `Identity` of an
  *   initializer) are copied into every segment that reads them, so constants never cross a cut.
- * - Glue nodes run as early as their inputs allow: glue slot k runs after block k−1.
+ * - Glue slot k runs after block k−1. A glue node runs as late as its readers allow (beside
+ *   its use), so few tensors cross segments.
  * - Integer shape arithmetic inside a block that later blocks also read (the exporter shares
- *   common subexpressions) is hoisted into the glue before the block.
+ *   common subexpressions) is copied into its readers when it depends on graph inputs only,
+ *   else hoisted into the glue before the block.
  * - Residual mode: the block's final `Add` (block input + residual) moves to the following glue,
  *   and the block segment outputs the residual.
  *
@@ -218,6 +220,7 @@ export function partitionGraph(model: Model, opts: PartitionOptions): SegmentPar
       const closure = new Set<number>();
       const stack = [out.node];
       let ok = true;
+      let fromGraphInputs = true;
       while (stack.length && ok) {
         const i = stack.pop()!;
         if (closure.has(i)) continue;
@@ -226,9 +229,12 @@ export function partitionGraph(model: Model, opts: PartitionOptions): SegmentPar
         for (const r of reads[i]) {
           const p = producer.get(r);
           if (p !== undefined && label[p] === k) stack.push(p);
+          else if (!graphInputs.has(r) && !isConstTensor(r)) fromGraphInputs = false;
         }
       }
-      if (ok) { for (const i of closure) label[i] = GLUE; }
+      // a function of the graph inputs alone is recomputed wherever it is read (like a
+      // constant); anything else runs once, in the glue before the block
+      if (ok) { for (const i of closure) label[i] = fromGraphInputs ? CONST : GLUE; }
     }
   };
 
@@ -288,7 +294,8 @@ export function partitionGraph(model: Model, opts: PartitionOptions): SegmentPar
     }
   }
 
-  // glue slots: earliest after the blocks they depend on; check blocks are sequential
+  // glue slots: first the earliest (after the blocks they depend on), to check that blocks are
+  // sequential
   const slot = new Array<number>(n).fill(0);
   for (let i = 0; i < n; i++) {
     if (label[i] !== GLUE) continue;
@@ -318,6 +325,21 @@ export function partitionGraph(model: Model, opts: PartitionOptions): SegmentPar
         );
       }
     }
+  }
+
+  // then run each glue node as late as its readers allow: beside its use, so fewer tensors
+  // cross segments (each resnet's timestep projection runs next to its resnet, not up front)
+  const last = blockNames.length;
+  for (let i = n - 1; i >= 0; i--) {
+    if (label[i] !== GLUE) continue;
+    let l = last;
+    for (const o of nodes[i].output) {
+      for (const c of consumers.get(o) ?? []) {
+        if (label[c] >= 0) l = Math.min(l, label[c]);
+        else if (label[c] === GLUE) l = Math.min(l, slot[c]);
+      }
+    }
+    slot[i] = l;
   }
 
   // assemble segments in order: glue_0, block_0, glue_1, …, glue_B

@@ -1,8 +1,9 @@
 /**
  * The real pipeline behind the service's `ImageGenerator` (lib/server/generator.ts): one
  * {@link Pipeline} per model folder, the models' shipped schedules, and wall-time predictions from
- * latencies measured on this host — the engine's per-segment means plus running means of the text
- * encoder, the decoder and the per-step work outside the segments, all updated as requests run.
+ * latencies measured on this host — the engine's per-segment means, running means of the text
+ * encoder and the decoder, and the measured ratio of the UNet stage to its segments' sum (the
+ * work between segments, the host's current speed), all updated as requests run.
  *
  * Schedules are offered under their full id `<solver>-<steps>-<name>` (e.g. `dpm-20-delta-0.50`),
  * which is unique per model even when two solvers ship a schedule of the same short name; the
@@ -23,6 +24,7 @@ import type {
   ScheduleInfo,
   SolverName,
 } from "../server/generator.ts";
+import { readModelFolder } from "../model/folder.ts";
 import { Pipeline } from "./pipeline.ts";
 import { DEFAULTS } from "./request.ts";
 
@@ -32,31 +34,42 @@ export const DEFAULT_MODEL = "emoji-ldm";
 /**
  * A running mean that leaves out the first sample once there are two or more: the first run of a
  * session pays one-time costs (wasm compile, shader compile, allocation), as in the engine's means.
+ * With `alpha` it is an exponential moving average from the second sample on (weight `alpha` for
+ * the newest), which follows a shared host's changing load.
  */
 export class WarmMean {
   private n = 0;
-  private first = 0;
-  private sum = 0;
+  private mean = 0;
+
+  constructor(readonly alpha?: number) {}
 
   /** Adds one sample. */
   add(x: number): void {
-    if (this.n++ === 0) this.first = x;
-    else this.sum += x;
+    this.n++;
+    if (this.n <= 2) this.mean = x; // the first alone, then restart without it
+    else if (this.alpha !== undefined) this.mean += this.alpha * (x - this.mean);
+    else this.mean += (x - this.mean) / (this.n - 1);
   }
 
   /** The mean (the first sample alone while it is the only one); undefined before any sample. */
   get value(): number | undefined {
-    if (this.n === 0) return undefined;
-    return this.n === 1 ? this.first : this.sum / (this.n - 1);
+    return this.n === 0 ? undefined : this.mean;
   }
 }
+
+/** Weight of the newest sample in the UNet scale's moving average. */
+export const UNET_SCALE_ALPHA = 0.3;
 
 /** Measured latencies of one pipeline beyond the engine's own per-segment means. */
 interface StageStats {
   textEncoder: WarmMean;
   decoder: WarmMean;
-  /** UNet-stage time per step outside the segments (solver, guidance, copies, scale-shift). */
-  stepOverhead: WarmMean;
+  /**
+   * Measured UNet-stage time over the segment means' sum for the same steps: covers the work
+   * outside the segments (solver, guidance, copies, scale-shift) and the drift of those all-time
+   * means from the host's current speed. A moving average; 1 before any measurement.
+   */
+  unetScale: WarmMean;
 }
 
 /** Side of the images a pipeline makes. */
@@ -122,7 +135,7 @@ export class PipelineGenerator implements ImageGenerator {
         stats: {
           textEncoder: new WarmMean(),
           decoder: new WarmMean(),
-          stepOverhead: new WarmMean(),
+          unetScale: new WarmMean(UNET_SCALE_ALPHA),
         },
       });
     }
@@ -164,8 +177,9 @@ export class PipelineGenerator implements ImageGenerator {
   }
 
   /**
-   * {@link ImageGenerator.predictMs}: n × (text encoder + decoder + Σ over steps of the glue
-   * segments, the blocks the schedule computes at that step and the measured per-step overhead).
+   * {@link ImageGenerator.predictMs}: n × (text encoder + decoder + s × Σ over steps of the glue
+   * segments and the blocks the schedule computes at that step), s the measured ratio of the
+   * UNet stage's wall time to that sum (work outside the segments, recent host speed).
    * `Infinity` until the model has run once (see {@link warmUp}); an unknown schedule is
    * predicted as uncached (an upper bound).
    */
@@ -177,8 +191,7 @@ export class PipelineGenerator implements ImageGenerator {
     const unet = predictUnetMs(p, schedule, plan.steps);
     const te = stats.textEncoder.value, dec = stats.decoder.value;
     if (unet === undefined || te === undefined || dec === undefined) return Infinity;
-    const overhead = Math.max(0, stats.stepOverhead.value ?? 0) * plan.steps;
-    return (plan.n ?? 1) * (te + dec + unet + overhead);
+    return (plan.n ?? 1) * (te + dec + unet * (stats.unetScale.value ?? 1));
   }
 
   /**
@@ -200,7 +213,7 @@ export class PipelineGenerator implements ImageGenerator {
       : p.schedules.for(r.solver, r.steps).find((s) => s.name === r.schedule);
     if (schedule !== undefined) {
       const segments = predictUnetMs(p, schedule, r.steps);
-      if (segments !== undefined) stats.stepOverhead.add((r.timings.unetMs - segments) / r.steps);
+      if (segments) stats.unetScale.add(r.timings.unetMs / segments);
     }
     return r.schedule === null
       ? r
@@ -267,13 +280,15 @@ export async function modelFolders(modelsDir: string): Promise<string[]> {
 
 /**
  * Loads every model of `modelsDir` on `backend` (`auto`, `wasm` or `webgpu`) as the service's
- * generator. Predictions are `Infinity` until {@link PipelineGenerator.warmUp} (or a first
- * generation) has measured the host.
+ * generator, with each model's schedules from `<schedulesRoot>/<model name>/` (default: the
+ * repository's `schedules/`). Predictions are `Infinity` until {@link PipelineGenerator.warmUp}
+ * (or a first generation) has measured the host.
  */
 export async function loadGenerator(
   modelsDir: string,
   backend: string,
   log: (line: string) => void = console.log,
+  schedulesRoot?: string,
 ): Promise<PipelineGenerator> {
   if (!BACKEND_CHOICES.includes(backend as BackendChoice)) {
     throw new Error(
@@ -283,7 +298,12 @@ export async function loadGenerator(
   const pipelines: Pipeline[] = [];
   try {
     for (const dir of await modelFolders(modelsDir)) {
-      pipelines.push(await Pipeline.load(dir, { backend: backend as BackendChoice, log }));
+      const schedulesDir = schedulesRoot === undefined
+        ? undefined
+        : `${schedulesRoot}/${(await readModelFolder(dir)).name}`;
+      pipelines.push(
+        await Pipeline.load(dir, { backend: backend as BackendChoice, log, schedulesDir }),
+      );
     }
     return new PipelineGenerator(pipelines);
   } catch (e) {

@@ -52,7 +52,11 @@ export interface RunOptions {
   signal?: AbortSignal;
 }
 
-/** Latency of one segment, for deadline planning. */
+/**
+ * Latency of one segment, for deadline planning. On WebGPU a run returns once its work is queued
+ * and its outputs stay on the GPU, so GPU time shows up mostly in the segment that downloads the
+ * UNet's output; the sum over segments is still the evaluation's wall time.
+ */
 export interface SegmentTiming {
   name: string;
   kind: "glue" | "block";
@@ -223,6 +227,21 @@ export class UNetEngine {
   /** Per-segment latencies of the last evaluation and their means, in plan order. */
   timings(): SegmentTiming[] {
     return this.segments.map((s) => ({ ...s.timing }));
+  }
+
+  /**
+   * Expected milliseconds of one evaluation from the segments' mean latencies: every glue
+   * segment plus the blocks `compute(index)` selects (default: all). `undefined` until every
+   * needed segment has run once.
+   */
+  expectedMs(compute: (blockIndex: number) => boolean = () => true): number | undefined {
+    let total = 0;
+    for (const s of this.segments) {
+      if (s.block >= 0 && !compute(s.block)) continue;
+      if (s.timing.meanMs === undefined) return undefined;
+      total += s.timing.meanMs;
+    }
+    return total;
   }
 
   /**
