@@ -13,7 +13,7 @@
  *
  * @module
  */
-import { parseSchedule, type Schedule, serializeSchedule } from "../lib/cache/schedule.ts";
+import { type Schedule, serializeSchedule } from "../lib/cache/schedule.ts";
 import { Evaluator, type QualityScore } from "../lib/eval/evaluator.ts";
 import { speedQualitySvg } from "../lib/image/plots.ts";
 import type { RgbaImage } from "../lib/image/png.ts";
@@ -85,7 +85,11 @@ async function timeVariants(
   variants: Variant[],
   runs: number,
 ): Promise<Map<string, { unet: number; e2e: number; skipped: number; bytes: number }>> {
-  const samples = new Map(variants.map((v) => [v.label, { unet: [] as number[], e2e: [] as number[], skipped: 0, bytes: 0 }]));
+  const samples = new Map(
+    variants.map((
+      v,
+    ) => [v.label, { unet: [] as number[], e2e: [] as number[], skipped: 0, bytes: 0 }]),
+  );
   const prompts = ["google red apple", "twitter grinning face", "google dog face"];
   for (const v of variants) await p.generate(request(prompts[0], 0, solver, v)); // warm-up
   for (let r = 0; r < runs; r++) {
@@ -99,7 +103,9 @@ async function timeVariants(
     }
   }
   return new Map(
-    [...samples].map(([k, s]) => [k, { unet: median(s.unet), e2e: median(s.e2e), skipped: s.skipped, bytes: s.bytes }]),
+    [...samples].map((
+      [k, s],
+    ) => [k, { unet: median(s.unet), e2e: median(s.e2e), skipped: s.skipped, bytes: s.bytes }]),
   );
 }
 
@@ -153,12 +159,24 @@ export async function runCachingBench(args: string[]): Promise<CachingRow[]> {
   const evaluator = await Evaluator.load(`${modelDir}/eval`);
   const captions = evaluator.holdoutCaptions;
   const prompts = Array.from({ length: nPrompts }, (_, i) => captions[i % captions.length]);
-  const labels = Array.from({ length: nPrompts }, (_, i) => evaluator.holdoutLabels[i % captions.length]);
+  const labels = Array.from(
+    { length: nPrompts },
+    (_, i) => evaluator.holdoutLabels[i % captions.length],
+  );
   const floor = evaluator.floor();
   console.log(`machine: ${machineDescription()}`);
-  console.log(`real-vs-real floor (256 held-out real images): FD ${floor.fd.toFixed(2)}, KID ${floor.kid.toFixed(4)}`);
+  console.log(
+    `real-vs-real floor (256 held-out real images): FD ${floor.fd.toFixed(2)}, KID ${
+      floor.kid.toFixed(4)
+    }`,
+  );
   const rows: CachingRow[] = [];
-  const curves: { name: string; points: { x: number; y: number; label?: string }[]; line?: boolean; dashed?: boolean }[] = [];
+  const curves: {
+    name: string;
+    points: { x: number; y: number; label?: string }[];
+    line?: boolean;
+    dashed?: boolean;
+  }[] = [];
 
   const quality = async (images: RgbaImage[]): Promise<QualityScore> => {
     const { features, predicted } = await evaluator.embed(images);
@@ -176,12 +194,22 @@ export async function runCachingBench(args: string[]): Promise<CachingRow[]> {
     const plain = await withoutScaleShift(recommended);
     const full: Variant = { label: "full", steps, cache: "none", schedule: null };
     const cache: Variant = { label: "cache", steps, cache: plain, schedule: recommended.name };
-    const cacheSs: Variant = { label: "cache_ss", steps, cache: recommended.name, schedule: `${recommended.name}+ss` };
+    const cacheSs: Variant = {
+      label: "cache_ss",
+      steps,
+      cache: recommended.name,
+      schedule: `${recommended.name}+ss`,
+    };
     // the fewer-steps baseline at the cached run's latency: time caching first, then pick steps
     const t1 = await timeVariants(p, solver, [full, cache], runs);
     const ratio = t1.get("full")!.unet / t1.get("cache")!.unet;
     const fewerSteps = Math.max(1, Math.round(steps / ratio));
-    const fewer: Variant = { label: "fewer_steps", steps: fewerSteps, cache: "none", schedule: null };
+    const fewer: Variant = {
+      label: "fewer_steps",
+      steps: fewerSteps,
+      cache: "none",
+      schedule: null,
+    };
     const variants = [full, fewer, cache, cacheSs];
     const timing = await timeVariants(p, solver, variants, runs);
     const fullImages = await generateSet(p, prompts, solver, full, batch);
@@ -211,10 +239,14 @@ export async function runCachingBench(args: string[]): Promise<CachingRow[]> {
       };
       rows.push(row);
       console.log(
-        `${config} ${v.label.padEnd(11)} steps ${String(v.steps).padStart(2)} speedup ${row.speedup.toFixed(2)}x ` +
-          `UNet ${row.unet_ms.toFixed(0)} ms  FD ${row.fd.toFixed(2)} KID ${row.kid.toFixed(4)} acc ${
-            (row.accuracy * 100).toFixed(1)
-          }% PSNR ${row.psnr.toFixed(2)} skipped ${(row.skipped_fraction * 100).toFixed(0)}%`,
+        `${config} ${v.label.padEnd(11)} steps ${String(v.steps).padStart(2)} speedup ${
+          row.speedup.toFixed(2)
+        }x ` +
+          `UNet ${row.unet_ms.toFixed(0)} ms  FD ${row.fd.toFixed(2)} KID ${
+            row.kid.toFixed(4)
+          } acc ${(row.accuracy * 100).toFixed(1)}% PSNR ${row.psnr.toFixed(2)} skipped ${
+            (row.skipped_fraction * 100).toFixed(0)
+          }%`,
       );
     }
     await Deno.remove(plain);
@@ -222,9 +254,26 @@ export async function runCachingBench(args: string[]): Promise<CachingRow[]> {
     if (config === curveConfig) {
       // every shipped schedule of this config (with its scale-shift when shipped), and step counts
       const others = p.schedules.for(solver, steps);
-      const stepCounts = [...new Set([Math.round(steps * 0.4), Math.round(steps * 0.5), Math.round(steps * 0.65), Math.round(steps * 0.8)])];
-      const sched: Variant[] = others.map((s) => ({ label: s.name, steps, cache: s.name, schedule: s.name }));
-      const fewerList: Variant[] = stepCounts.map((n) => ({ label: `steps-${n}`, steps: n, cache: "none", schedule: null }));
+      const stepCounts = [
+        ...new Set([
+          Math.round(steps * 0.4),
+          Math.round(steps * 0.5),
+          Math.round(steps * 0.65),
+          Math.round(steps * 0.8),
+        ]),
+      ];
+      const sched: Variant[] = others.map((s) => ({
+        label: s.name,
+        steps,
+        cache: s.name,
+        schedule: s.name,
+      }));
+      const fewerList: Variant[] = stepCounts.map((n) => ({
+        label: `steps-${n}`,
+        steps: n,
+        cache: "none",
+        schedule: null,
+      }));
       const ct = await timeVariants(p, solver, [full, ...sched, ...fewerList], runs);
       const point = async (v: Variant) => {
         const images = await generateSet(p, prompts, solver, v, batch);
@@ -232,23 +281,57 @@ export async function runCachingBench(args: string[]): Promise<CachingRow[]> {
         const t = ct.get(v.label)!;
         const pair = pairScores(images, fullImages);
         rows.push({
-          solver, steps, variant: "curve", steps_run: v.steps, schedule: v.schedule,
-          speedup: ct.get("full")!.unet / t.unet, unet_ms: t.unet, e2e_ms: t.e2e, images_per_s: 1000 / t.e2e,
-          fd: q.fd, kid: q.kid, kid_std: q.kidStd, accuracy: q.accuracy ?? NaN, psnr: pair.psnr, ssim: pair.ssim,
-          skipped_fraction: t.skipped, cache_bytes: t.bytes,
+          solver,
+          steps,
+          variant: "curve",
+          steps_run: v.steps,
+          schedule: v.schedule,
+          speedup: ct.get("full")!.unet / t.unet,
+          unet_ms: t.unet,
+          e2e_ms: t.e2e,
+          images_per_s: 1000 / t.e2e,
+          fd: q.fd,
+          kid: q.kid,
+          kid_std: q.kidStd,
+          accuracy: q.accuracy ?? NaN,
+          psnr: pair.psnr,
+          ssim: pair.ssim,
+          skipped_fraction: t.skipped,
+          cache_bytes: t.bytes,
         });
-        console.log(`curve ${v.label}: speedup ${(ct.get("full")!.unet / t.unet).toFixed(2)}x FD ${q.fd.toFixed(2)}`);
+        console.log(
+          `curve ${v.label}: speedup ${(ct.get("full")!.unet / t.unet).toFixed(2)}x FD ${
+            q.fd.toFixed(2)
+          }`,
+        );
         return { x: ct.get("full")!.unet / t.unet, y: q.fd, label: v.label };
       };
       type Pt = { x: number; y: number; label?: string };
       const auto: Pt[] = [], uniform: Pt[] = [], fewerPts: Pt[] = [];
       for (const v of sched) (v.label.startsWith("uniform") ? uniform : auto).push(await point(v));
       for (const v of fewerList) fewerPts.push(await point(v));
-      const fullRow = rows.find((r) => r.solver === solver && r.steps === steps && r.variant === "full")!;
+      const fullRow = rows.find((r) =>
+        r.solver === solver && r.steps === steps && r.variant === "full"
+      )!;
       curves.push(
-        { name: "block caching (Eq. 7, + scale-shift)", points: auto.sort((a, b) => a.x - b.x), line: true },
-        { name: "uniform (every N steps)", points: uniform.sort((a, b) => a.x - b.x), line: true, dashed: true },
-        { name: "fewer steps, no cache", points: [{ x: 1, y: fullRow.fd, label: `${steps}` }, ...fewerPts].sort((a, b) => a.x - b.x), line: true },
+        {
+          name: "block caching (Eq. 7, + scale-shift)",
+          points: auto.sort((a, b) => a.x - b.x),
+          line: true,
+        },
+        {
+          name: "uniform (every N steps)",
+          points: uniform.sort((a, b) => a.x - b.x),
+          line: true,
+          dashed: true,
+        },
+        {
+          name: "fewer steps, no cache",
+          points: [{ x: 1, y: fullRow.fd, label: `${steps}` }, ...fewerPts].sort((a, b) =>
+            a.x - b.x
+          ),
+          line: true,
+        },
       );
       await Deno.writeTextFile(
         `${outDir}/caching_curve.svg`,

@@ -15,7 +15,7 @@
 import { parseFlags, UsageError } from "../lib/cli/flags.ts";
 import { Pipeline } from "../lib/pipeline/pipeline.ts";
 import type { GenerateRequest, SolverName } from "../lib/pipeline/types.ts";
-import { type BackendChoice, BACKEND_CHOICES, probeWebGpu } from "../lib/runtime/backend.ts";
+import { BACKEND_CHOICES, type BackendChoice, probeWebGpu } from "../lib/runtime/backend.ts";
 import { machineDescription } from "./machine.ts";
 
 /** Options of {@link benchGpu}. */
@@ -129,7 +129,9 @@ export function formatBenchGpu(r: BenchGpuResult): string {
   const head = `${r.model} on ${r.backend}${r.adapter ? ` (${r.adapter})` : ""}, ${r.solver} ` +
     `${r.steps} steps, batch ${r.batch}, median of ${r.images}; load ${r.load_ms} ms; ${r.machine}`;
   const lines = r.rows.map((x) =>
-    `${(x.schedule ?? "none").padEnd(20)} skip ${(x.skipped_fraction * 100).toFixed(0).padStart(3)}%` +
+    `${(x.schedule ?? "none").padEnd(20)} skip ${
+      (x.skipped_fraction * 100).toFixed(0).padStart(3)
+    }%` +
     `  e2e ${x.e2e_ms.toFixed(1).padStart(8)} ms  unet ${x.unet_ms.toFixed(1).padStart(8)} ms` +
     `  speedup unet ${x.unet_speedup.toFixed(2)}x e2e ${x.e2e_speedup.toFixed(2)}x`
   );

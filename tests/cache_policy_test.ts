@@ -17,7 +17,12 @@ function feeds(seed: number, timestep: number): Record<string, Tensor> {
   let s = seed;
   const rnd = () => ((s = (s * 16807) % 2147483647) / 2147483647) * 2 - 1;
   return {
-    sample: new ort.Tensor("float32", Float32Array.from({ length: 2 * 4 * 8 * 8 }, rnd), [2, 4, 8, 8]),
+    sample: new ort.Tensor("float32", Float32Array.from({ length: 2 * 4 * 8 * 8 }, rnd), [
+      2,
+      4,
+      8,
+      8,
+    ]),
     timestep: new ort.Tensor("int64", BigInt64Array.from([BigInt(timestep)]), [1]),
     encoder_hidden_states: new ort.Tensor(
       "float32",
@@ -96,7 +101,9 @@ Deno.test("scale-shift is applied at reuse steps: scale 0, shift 0 equals reusin
     store: (_b: string, k: number, v: Tensor) => void stored.set(k, v),
   };
   await engine.run(feeds(10, 900), { policy: zerosPolicy });
-  const ref = await toFloat32((await engine.run(feeds(11, 800), { policy: zerosPolicy })).out_sample);
+  const ref = await toFloat32(
+    (await engine.run(feeds(11, 800), { policy: zerosPolicy })).out_sample,
+  );
   for (const t of stored.values()) t.dispose();
   for (let i = 0; i < ref.length; i++) assert(Math.abs(ref[i] - withShift[1][i]) < 1e-6);
 });
@@ -109,7 +116,9 @@ Deno.test("two caches interleaved step by step do not share state", async () => 
   const outA: Float32Array[] = [];
   for (let i = 0; i < 3; i++) {
     await a.beginStep(i);
-    outA.push(await toFloat32((await engine.run(feeds(10 + i, 900 - 100 * i), { policy: a })).out_sample));
+    outA.push(
+      await toFloat32((await engine.run(feeds(10 + i, 900 - 100 * i), { policy: a })).out_sample),
+    );
     // another request with other inputs runs in between
     await b.beginStep(i);
     await engine.run(feeds(99 + i, 500), { policy: b });

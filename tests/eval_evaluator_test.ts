@@ -37,6 +37,17 @@ Deno.test("evaluator: embedding is deterministic and batch-independent", async (
 });
 
 Deno.test("evaluator: accuracy counts predictions that match labels", () => {
-  const s = ev.score(ev.holdout.slice(0, 10), [0, 1, 2, 3, 4, 5, 6, 7, 8, 0], [0, 1, 2, 3, 4, 5, 6, 7, 8, 8]);
+  const s = ev.score(ev.holdout.slice(0, 10), [0, 1, 2, 3, 4, 5, 6, 7, 8, 0], [
+    0,
+    1,
+    2,
+    3,
+    4,
+    5,
+    6,
+    7,
+    8,
+    8,
+  ]);
   assertEquals(s.accuracy, 0.9);
 });

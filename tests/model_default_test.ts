@@ -26,7 +26,9 @@ Deno.test("default model: every shipped file matches manifest.json", async () =>
 Deno.test("default model: a tampered copy is detected", async () => {
   const dir = await Deno.makeTempDir({ prefix: "tamper-" });
   const manifest = JSON.parse(await Deno.readTextFile(`${MODEL}/manifest.json`));
-  const entry = manifest.files.find((f: { path: string }) => f.path === "scheduler/scheduler_config.json");
+  const entry = manifest.files.find((f: { path: string }) =>
+    f.path === "scheduler/scheduler_config.json"
+  );
   await Deno.mkdir(`${dir}/scheduler`);
   await Deno.writeTextFile(`${dir}/manifest.json`, JSON.stringify({ ...manifest, files: [entry] }));
   await Deno.writeTextFile(
@@ -74,7 +76,10 @@ Deno.test("default model: the block-split int8 UNet matches the monolithic torch
 });
 
 Deno.test("default model: the text encoder matches torch within 1e-4", async () => {
-  const session = await createSession(await Deno.readFile(`${MODEL}/text_encoder/model.onnx`), "wasm");
+  const session = await createSession(
+    await Deno.readFile(`${MODEL}/text_encoder/model.onnx`),
+    "wasm",
+  );
   const ids = vectors.text_encoder.input_ids as number[][];
   const input = new ort.Tensor("int32", Int32Array.from(ids.flat()), [ids.length, ids[0].length]);
   const out = await session.run({ input_ids: input });

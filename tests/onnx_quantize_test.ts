@@ -5,7 +5,8 @@
  *   step 4.9e-4); the fixture has ~50 convolutions/linears in sequence whose rounding errors add
  *   up. On wasm ORT computes in float32 behind casts, so only the weight rounding shows
  *   (measured 1.2e-3); on WebGPU the arithmetic is float16 too (measured 7.2e-3 on lavapipe;
- *   a real GPU accumulates differently, hence the margin).
+ *   a real GPU accumulates differently, hence the margin; two of the three inputs there, to save
+ *   shader compilation time).
  * - int8 / uint8 ≤ 3e-2. Per-channel 8-bit weights have a relative step of 1/127 (int8) or
  *   1/255 of the channel range (uint8); a per-weight error up to half a step over ~50 layers
  *   averages out to ~1e-2 of the output scale. Measured: 1.25e-2 (int8), 1.40e-2 (uint8).
@@ -72,12 +73,12 @@ function inputs(seed: number): Record<string, Tensor> {
   };
 }
 
-async function relativeError(dir: string, backend: Backend): Promise<number> {
+async function relativeError(dir: string, backend: Backend, seeds = [1, 2, 3]): Promise<number> {
   const mono = await createSession(await Deno.readFile(FIXTURE), backend);
   const engine = await UNetEngine.load(dir, { backend, log: () => {} });
   let worst = 0;
   try {
-    for (const seed of [1, 2, 3]) {
+    for (const seed of seeds) {
       const feeds = inputs(seed);
       const want = await toFloat32((await mono.run(feeds)).out_sample);
       const got = await toFloat32((await engine.run(feeds)).out_sample);
@@ -148,7 +149,7 @@ Deno.test({
   name: "webgpu: the fp16 plan computes in float16 within 2e-2",
   ignore: !ADAPTER,
   fn: async () => {
-    const err = await relativeError(`${TMP}/fp16`, "webgpu");
+    const err = await relativeError(`${TMP}/fp16`, "webgpu", [1, 3]);
     console.log(`fp16 plan on webgpu: max relative error ${err.toExponential(2)}`);
     assert(err > 0 && err <= TOLERANCE.fp16gpu, `fp16 relative error ${err}`);
   },

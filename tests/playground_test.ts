@@ -1,4 +1,3 @@
-/// <reference lib="dom" />
 /**
  * The playground end to end in headless Chromium (Debian's /usr/bin/chromium driven by
  * playwright-core): `deno task build`'s bundle served by the real service (startService on
@@ -75,29 +74,29 @@ Deno.test({
       assertEquals(res?.status(), 200);
       await page.waitForSelector("body[data-ready=true]");
       // The page is public, the API is not: it asks for the token.
-      await page.waitForFunction(() =>
-        document.getElementById("model-line")!.textContent!.includes("API token")
+      await page.waitForFunction(
+        `document.getElementById("model-line").textContent.includes("API token")`,
       );
       await page.fill("#token", TOKEN);
       await page.press("#token", "Tab");
       await page.waitForFunction(
-        (name) => document.getElementById("model-line")!.textContent!.includes(name),
-        model.name,
+        `document.getElementById("model-line").textContent.includes(${JSON.stringify(model.name)})`,
       );
       // The speed/quality select lists every shipped schedule of the model.
-      const options = await page.$$eval("#cache option", (os) => os.map((o) => o.getAttribute("value")));
+      const options = await page.$$eval(
+        "#cache option",
+        (os) => os.map((o) => o.getAttribute("value")),
+      );
       assertEquals(options, ["auto", "none", ...model.schedules.map((s) => s.name)]);
 
       // Count every preview the page shows while the request streams.
-      await page.evaluate(() => {
-        const w = window as unknown as { previews: string[] };
-        w.previews = [];
-        const img = document.getElementById("preview") as HTMLImageElement;
-        new MutationObserver(() => w.previews.push(img.src.slice(0, 32))).observe(img, {
-          attributes: true,
-          attributeFilter: ["src"],
-        });
-      });
+      // (In-page code is passed as strings: this file is type-checked without the DOM library.)
+      await page.evaluate(`(() => {
+        window.previews = [];
+        const img = document.getElementById("preview");
+        new MutationObserver(() => window.previews.push(img.src.slice(0, 32)))
+          .observe(img, { attributes: true, attributeFilter: ["src"] });
+      })()`);
       await page.fill("#prompt", "a red apple");
       await page.fill("#seed", "1234");
       await page.fill("#steps", "8");
@@ -105,27 +104,26 @@ Deno.test({
       await page.click("#generate");
 
       await page.waitForSelector("#result:not([hidden])");
-      await page.waitForFunction(() => {
-        const img = document.getElementById("result") as HTMLImageElement;
-        return img.complete && img.naturalWidth > 0;
-      });
-      const result = await page.$eval("#result", (el) => {
-        const img = el as HTMLImageElement;
-        return { src: img.src, w: img.naturalWidth, h: img.naturalHeight };
-      });
+      await page.waitForFunction(
+        `(() => { const i = document.getElementById("result"); return i.complete && i.naturalWidth > 0; })()`,
+      );
+      const result: { src: string; w: number; h: number } = await page.evaluate(
+        `(() => { const i = document.getElementById("result"); return { src: i.src, w: i.naturalWidth, h: i.naturalHeight }; })()`,
+      );
       assert(result.src.startsWith("blob:"), `final image is a blob URL, got ${result.src}`);
       assertEquals([result.w, result.h], [model.width, model.height]);
 
-      const previews = await page.evaluate(() =>
-        (window as unknown as { previews: string[] }).previews
-      );
+      const previews: string[] = await page.evaluate("window.previews");
       assert(previews.length >= 1, "at least one streamed preview was shown");
       assert(previews.every((p) => p.startsWith("data:image/png;base64,")), previews.join(" "));
 
       const status = await page.textContent("#status");
       assert(status?.startsWith("done"), `status says done, got ${JSON.stringify(status)}`);
       const plan = Object.fromEntries(
-        await page.$$eval("#plan tr", (rows) => rows.map((r) => [r.children[0].textContent, r.children[1].textContent])),
+        await page.$$eval(
+          "#plan tr",
+          (rows) => rows.map((r) => [r.children[0].textContent, r.children[1].textContent]),
+        ),
       );
       assertEquals(plan["seed"], "1234");
       assertEquals(plan["steps / solver"]?.startsWith("8 / "), true);
@@ -135,10 +133,16 @@ Deno.test({
       // The download link saves the same PNG.
       const href = await page.getAttribute("#download", "href");
       assertEquals(href, result.src);
-      const [download] = await Promise.all([page.waitForEvent("download"), page.click("#download")]);
+      const [download] = await Promise.all([
+        page.waitForEvent("download"),
+        page.click("#download"),
+      ]);
       assert(download.suggestedFilename().endsWith("-1234.png"), download.suggestedFilename());
       const saved = await download.path();
-      assertEquals(pngSize(await Deno.readFile(saved)), { width: model.width, height: model.height });
+      assertEquals(pngSize(await Deno.readFile(saved)), {
+        width: model.width,
+        height: model.height,
+      });
 
       const shot = Deno.env.get("PLAYGROUND_SCREENSHOT");
       if (shot) await page.screenshot({ path: shot, fullPage: true });

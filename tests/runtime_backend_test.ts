@@ -4,6 +4,7 @@ import {
   type Backend,
   BackendUnavailableError,
   createSession,
+  isSoftwareAdapter,
   probeWebGpu,
   resolveBackend,
   serialized,
@@ -44,15 +45,19 @@ Deno.test("wasm is always available and says so", async () => {
   assertEquals(lines, ["backend: wasm (CPU, 1 thread)"]);
 });
 
-Deno.test("auto picks WebGPU exactly when an adapter exists, and logs the adapter", async () => {
+Deno.test("auto picks WebGPU exactly when a hardware adapter exists, and logs the adapter", async () => {
   const lines: string[] = [];
   const info = await resolveBackend("auto", (l) => lines.push(l));
-  if (ADAPTER) {
+  if (ADAPTER && !isSoftwareAdapter(ADAPTER)) {
     assertEquals(info, { backend: "webgpu", adapter: ADAPTER });
     assertEquals(lines, [`backend: webgpu (adapter: ${ADAPTER})`]);
   } else {
     assertEquals(info.backend, "wasm");
   }
+  const cpu = await resolveBackend("auto", () => {}, () => Promise.resolve("llvmpipe (LLVM 15)"));
+  assertEquals(cpu.backend, "wasm");
+  const forced = await resolveBackend("webgpu", () => {}, () => Promise.resolve("llvmpipe (LLVM 15)"));
+  assertEquals(forced.backend, "webgpu");
   const fake = await resolveBackend("auto", () => {}, () => Promise.resolve(undefined));
   assertEquals(fake.backend, "wasm");
   const other = await resolveBackend("auto", () => {}, () => Promise.resolve("Some GPU"));

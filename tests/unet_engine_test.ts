@@ -102,6 +102,12 @@ async function equalsMonolithic(dir: string, backend: Backend) {
       assert(d <= 1e-5, `${backend} ${dir}: max |split − monolithic| = ${d}`);
     }
     const timings = engine.timings();
+    const all = engine.expectedMs()!;
+    const glueOnly = engine.expectedMs(() => false)!;
+    assert(
+      all > glueOnly && glueOnly > 0,
+      `expected ${all} ms with blocks, ${glueOnly} ms without`,
+    );
     assertEquals(timings.length, engine.plan.segments.length);
     for (const t of timings) {
       assertEquals(t.runs, 3);

@@ -1,6 +1,6 @@
 /** The playground's Server-Sent Events parser (web/src/sse.ts). */
 import { assertEquals } from "./_assert.ts";
-import { readSse, SseParser, type SseMessage } from "../web/src/sse.ts";
+import { readSse, type SseMessage, SseParser } from "../web/src/sse.ts";
 
 const STREAM = 'event: queued\ndata: {"position":0}\n\n: keep-alive\n\n' +
   'event: progress\ndata: {"step":1}\n\nevent: completed\ndata: {"a":1}\ndata: {"b":2}\n\n';

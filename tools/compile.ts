@@ -186,6 +186,7 @@ export async function compileBinary(opts: CompileOptions = {}): Promise<CompileR
     stderr: "piped",
   }).output();
   const dec = new TextDecoder();
+  // deno-lint-ignore no-control-regex -- strips terminal colour codes
   const report = (dec.decode(r.stdout) + dec.decode(r.stderr)).replace(/\x1b\[[0-9;]*m/g, "");
   if (!r.success) throw new Error(`deno compile failed:\n${report}`);
   return { output, args, report, ms: performance.now() - t0 };

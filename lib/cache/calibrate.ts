@@ -21,9 +21,9 @@ import { BlockCache } from "./policy.ts";
 import { ScaleShiftAccumulator } from "./scale_shift.ts";
 import {
   autoScheduleName,
+  type ScaleShiftTable,
   type Schedule,
   SCHEDULE_FORMAT,
-  type ScaleShiftTable,
   skippedFraction,
   uniformScheduleName,
 } from "./schedule.ts";
@@ -72,7 +72,11 @@ export async function measureChange(pipeline: Pipeline, set: CalibrationSet): Pr
       set.guidanceScale !== 1,
     );
     try {
-      let x = initialLatents(batch.map((s) => s.seed), pipeline.latentLength, solver.initNoiseSigma);
+      let x = initialLatents(
+        batch.map((s) => s.seed),
+        pipeline.latentLength,
+        solver.initNoiseSigma,
+      );
       for (let i = 0; i < set.steps; i++) {
         const xin = solver.scaleModelInput(x, i);
         const out = await pipeline.evalUNet(
@@ -183,7 +187,9 @@ export async function fitScaleShift(
     teacher.dispose();
   }
   set.log?.(
-    `scale-shift ${schedule.name}: reused-residual MSE ${(before / (count || 1)).toExponential(3)}` +
+    `scale-shift ${schedule.name}: reused-residual MSE ${
+      (before / (count || 1)).toExponential(3)
+    }` +
       ` → ${(after / (count || 1)).toExponential(3)}`,
   );
   return { table, mseBefore: before / (count || 1), mseAfter: after / (count || 1) };

@@ -66,7 +66,13 @@ export class BlockCache implements BlockPolicy {
       const stored = this.stored[i];
       if (!ss || !stored || !this.reusesAt(step, i)) continue;
       const data = await toFloat32(stored);
-      const out = applyScaleShift(data, stored.dims, ss.scale, ss.shift, new Float32Array(data.length));
+      const out = applyScaleShift(
+        data,
+        stored.dims,
+        ss.scale,
+        ss.shift,
+        new Float32Array(data.length),
+      );
       this.prepared[i] = float32Tensor(out, stored.dims);
     }
   }

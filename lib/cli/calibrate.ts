@@ -69,7 +69,9 @@ export async function calibrateCommand(args: string[]): Promise<number> {
       console.log(USAGE);
       return 0;
     }
-    if (parsed.positional.length) throw new UsageError(`unexpected argument ${parsed.positional[0]}`);
+    if (parsed.positional.length) {
+      throw new UsageError(`unexpected argument ${parsed.positional[0]}`);
+    }
   } catch (e) {
     if (e instanceof UsageError) {
       console.error(`${e.message}\n${USAGE}`);
@@ -86,11 +88,15 @@ export async function calibrateCommand(args: string[]): Promise<number> {
       throw new UsageError(`--model: ${modelDir} is not a model folder (no model_index.json)`);
     }
     const solver = String(f.solver ?? "dpm") as SolverName;
-    if (!SOLVERS.includes(solver)) throw new UsageError(`--solver must be one of ${SOLVERS.join(", ")}`);
+    if (!SOLVERS.includes(solver)) {
+      throw new UsageError(`--solver must be one of ${SOLVERS.join(", ")}`);
+    }
     const steps = Number(f.steps ?? 20);
     if (steps < 2 || steps > 100) throw new UsageError("--steps must be in 2..100");
     const backend = String(f.backend ?? "wasm") as BackendChoice;
-    if (!BACKEND_CHOICES.includes(backend)) throw new UsageError("--backend must be auto, wasm or webgpu");
+    if (!BACKEND_CHOICES.includes(backend)) {
+      throw new UsageError("--backend must be auto, wasm or webgpu");
+    }
     const deltas = numberList("deltas", String(f.deltas ?? "0.25,0.5,1"));
     const uniform = numberList("uniform", String(f.uniform ?? "2,3"));
     if (uniform.some((n) => !Number.isInteger(n) || n < 1)) {
@@ -123,11 +129,16 @@ export async function calibrateCommand(args: string[]): Promise<number> {
     const t0 = performance.now();
     const curves = await measureChange(pipeline, set);
     const blocks = pipeline.unet.blocks;
-    log(`change measured on ${prompts.length} prompts x ${seeds} seeds in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+    log(
+      `change measured on ${prompts.length} prompts x ${seeds} seeds in ${
+        ((performance.now() - t0) / 1000).toFixed(1)
+      } s`,
+    );
     const base = `${solver}-${steps}`;
     await writeAtomic(
       `${out}/${base}.curves.json`,
-      JSON.stringify({ model, solver, steps, blocks, prompts: prompts.length, seeds, curves }) + "\n",
+      JSON.stringify({ model, solver, steps, blocks, prompts: prompts.length, seeds, curves }) +
+        "\n",
     );
     await writeAtomic(
       `${out}/${base}.curves.svg`,
@@ -139,7 +150,11 @@ export async function calibrateCommand(args: string[]): Promise<number> {
       ...uniform.map((every) => makeSchedule(model, solver, steps, blocks, mode, { every })),
     ];
     const fitSet = String(f["scale-shift"] ?? "all");
-    const fitNames = fitSet === "all" ? schedules.map((s) => s.name) : fitSet === "none" ? [] : fitSet.split(",");
+    const fitNames = fitSet === "all"
+      ? schedules.map((s) => s.name)
+      : fitSet === "none"
+      ? []
+      : fitSet.split(",");
     for (const s of schedules) {
       if (fitNames.includes(s.name) && s.skippedFraction > 0) {
         const fit = await fitScaleShift(pipeline, s, set);
@@ -157,7 +172,9 @@ export async function calibrateCommand(args: string[]): Promise<number> {
     if (f.recommend) {
       const name = String(f.recommend);
       if (!schedules.some((s) => s.name === name)) {
-        throw new UsageError(`--recommend: ${name} is not one of ${schedules.map((s) => s.name).join(", ")}`);
+        throw new UsageError(
+          `--recommend: ${name} is not one of ${schedules.map((s) => s.name).join(", ")}`,
+        );
       }
       let index: ScheduleIndex = { auto: {} };
       try {
@@ -169,7 +186,9 @@ export async function calibrateCommand(args: string[]): Promise<number> {
     await pipeline.release();
     return 0;
   } catch (e) {
-    console.error(e instanceof UsageError ? `${e.message}\n${USAGE}` : `calibrate: ${(e as Error).message}`);
+    console.error(
+      e instanceof UsageError ? `${e.message}\n${USAGE}` : `calibrate: ${(e as Error).message}`,
+    );
     return e instanceof UsageError ? 2 : 1;
   }
 }

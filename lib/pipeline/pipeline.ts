@@ -98,7 +98,11 @@ export class Pipeline {
   }
 
   /** Encodes prompts (and their negatives for guidance) in one text-encoder run. */
-  async encodePrompts(prompts: string[], negatives: string[], guided: boolean): Promise<Embeddings> {
+  async encodePrompts(
+    prompts: string[],
+    negatives: string[],
+    guided: boolean,
+  ): Promise<Embeddings> {
     const texts = guided ? [...negatives, ...prompts] : prompts;
     const L = this.tokenizer.maxLength;
     const ids = new Int32Array(texts.length * L);
@@ -108,7 +112,9 @@ export class Pipeline {
     const input = numericTensor(Array.from(ids), [texts.length, L], meta?.type ?? "int32");
     const out = await serialized(() => this.textEncoder.run({ [name]: input }));
     const hidden = out[this.textEncoder.outputNames[0]];
-    for (const [k, v] of Object.entries(out)) if (k !== this.textEncoder.outputNames[0]) v.dispose();
+    for (const [k, v] of Object.entries(out)) {
+      if (k !== this.textEncoder.outputNames[0]) v.dispose();
+    }
     return { tensor: hidden, batch: prompts.length, guided };
   }
 
@@ -191,7 +197,8 @@ export class Pipeline {
     }
     const { signal, onProgress } = opts;
     const schedule = await this.resolveSchedule(first.cache, first.solver, first.steps);
-    const cache = new BlockCache(schedule, this.unet.blocks);
+    // no schedule, no cache: an uncached run stores no residuals
+    const cache = schedule ? new BlockCache(schedule, this.unet.blocks) : undefined;
     const B = reqs.length;
     const guided = first.guidanceScale !== 1;
     let emb: Embeddings | undefined;
@@ -209,7 +216,7 @@ export class Pipeline {
       const tUnet = performance.now();
       for (let i = 0; i < first.steps; i++) {
         signal?.throwIfAborted();
-        await cache.beginStep(i);
+        await cache?.beginStep(i);
         const xin = solver.scaleModelInput(x, i);
         const t = solver.timesteps[i];
         const out = await this.evalUNet(xin, t, emb, cache, first.guidanceScale, signal);
@@ -241,12 +248,12 @@ export class Pipeline {
         schedule: schedule?.name ?? null,
         backend: this.backend,
         timings: { textEncoderMs, unetMs, decoderMs, totalMs },
-        skippedFraction: cache.skippedFraction,
-        cacheBytes: cache.stats.peakBytes,
+        skippedFraction: cache?.skippedFraction ?? 0,
+        cacheBytes: cache?.stats.peakBytes ?? 0,
       }));
     } finally {
       emb?.tensor.dispose();
-      cache.dispose();
+      cache?.dispose();
     }
   }
 

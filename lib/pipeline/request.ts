@@ -36,7 +36,12 @@ export interface RequestDefaults {
 }
 
 /** The project-wide defaults (20 steps of DPM-Solver++ with guidance 4, shipped cache schedule). */
-export const DEFAULTS: RequestDefaults = { steps: 20, guidanceScale: 4, solver: "dpm", cache: "auto" };
+export const DEFAULTS: RequestDefaults = {
+  steps: 20,
+  guidanceScale: 4,
+  solver: "dpm",
+  cache: "auto",
+};
 
 /** Loosely typed input: what a JSON body or flag set carries. */
 export interface RequestInput {
@@ -79,7 +84,10 @@ export function resolveRequest(
   }
   const negative = input.negative === undefined ? "" : str("negative", input.negative);
   if (negative.length > LIMITS.promptMaxChars) {
-    throw new FieldError("negative", `negative must be at most ${LIMITS.promptMaxChars} characters`);
+    throw new FieldError(
+      "negative",
+      `negative must be at most ${LIMITS.promptMaxChars} characters`,
+    );
   }
   const solver = input.solver === undefined ? defaults.solver : str("solver", input.solver);
   if (!SOLVERS.includes(solver as SolverName)) {

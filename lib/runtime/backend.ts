@@ -1,6 +1,7 @@
 /**
  * The one place that decides the execution backend and creates sessions. `auto` picks WebGPU when
- * `navigator.gpu.requestAdapter()` returns an adapter, else wasm; asking for `webgpu` without an
+ * `navigator.gpu.requestAdapter()` returns a hardware adapter, else wasm (a CPU renderer such as
+ * lavapipe is slower than wasm); asking for `webgpu` without an
  * adapter is an error that says what to install. All session runs of the process go through one
  * queue ({@link serialized}): two sessions running at once on one WebGPU device can crash
  * (onnxruntime#32561), and on wasm they would only compete for the same core.
@@ -47,12 +48,18 @@ export function probeWebGpu(): Promise<string | undefined> {
       const parts = [i.description, i.vendor && `vendor ${i.vendor}`, i.architecture].filter((x) =>
         x
       );
-      return parts.join(", ") || "unnamed adapter";
+      const fallback = (i as GPUAdapterInfo & { isFallbackAdapter?: boolean }).isFallbackAdapter;
+      return (parts.join(", ") || "unnamed adapter") + (fallback ? " (fallback adapter)" : "");
     } catch {
       return undefined;
     }
   })();
   return adapterProbe;
+}
+
+/** Whether an adapter description names a CPU (software) renderer such as lavapipe/llvmpipe. */
+export function isSoftwareAdapter(description: string): boolean {
+  return /llvmpipe|lavapipe|swiftshader|softpipe|fallback adapter/i.test(description);
 }
 
 /**
@@ -74,6 +81,11 @@ export async function resolveBackend(
     return { backend: "wasm" };
   }
   const adapter = await probe();
+  if (adapter && choice === "auto" && isSoftwareAdapter(adapter)) {
+    // lavapipe and friends run WebGPU on the CPU ~10x slower than wasm: auto means fast
+    log(`backend: wasm (the WebGPU adapter is a CPU renderer: ${adapter}; use webgpu to force it)`);
+    return { backend: "wasm" };
+  }
   if (adapter) {
     log(`backend: webgpu (adapter: ${adapter})`);
     return { backend: "webgpu", adapter };

@@ -98,6 +98,13 @@ export function validatePlan(value: unknown): Plan {
     if (typeof s.file !== "string" || typeof s.sha256 !== "string") {
       throw new Error(`plan.json: segments[${i}] needs file and sha256`);
     }
+    if (
+      s.externalData !== undefined &&
+      (!Array.isArray(s.externalData) ||
+        s.externalData.some((x) => typeof x?.file !== "string" || typeof x?.sha256 !== "string"))
+    ) {
+      throw new Error(`plan.json: segments[${i}].externalData must list {file, sha256}`);
+    }
     if (s.kind === "block" && (typeof s.cached !== "string" || typeof s.blockInput !== "string")) {
       throw new Error(`plan.json: segments[${i}] (${s.name}) is a block without cached/blockInput`);
     }

@@ -12,6 +12,16 @@ import type { ImageGenerator } from "../../lib/server/generator.ts";
 import { Pipeline } from "../../lib/pipeline/pipeline.ts";
 import { PipelineGenerator } from "../../lib/pipeline/service.ts";
 import type { Backend } from "../../lib/runtime/backend.ts";
+import type { SolverName } from "../../lib/pipeline/types.ts";
+import { uniformSchedule } from "../../lib/cache/derive.ts";
+import {
+  type Schedule,
+  SCHEDULE_FORMAT,
+  scheduleFileName,
+  serializeSchedule,
+  skippedFraction,
+  uniformScheduleName,
+} from "../../lib/cache/schedule.ts";
 
 /** The shipped default model folder. */
 export const DEFAULT_MODEL_DIR = new URL("../../models/emoji-ldm", import.meta.url).pathname;
@@ -39,4 +49,36 @@ export function testGenerator(): Promise<ImageGenerator> {
     await g.warmUp();
     return g;
   })();
+}
+
+/**
+ * Writes a uniform schedule (recompute every `every`-th step, from step 0) for `p`'s blocks to
+ * `<dir>/<solver>-<steps>-uniform-<every>.json` and returns the path (a valid `cache` value).
+ */
+export async function writeUniformSchedule(
+  p: Pipeline,
+  dir: string,
+  solver: SolverName,
+  steps: number,
+  every: number,
+  measured?: Schedule["measured"],
+): Promise<string> {
+  const recompute = uniformSchedule(steps, p.unet.blocks.length, every);
+  const s: Schedule = {
+    format: SCHEDULE_FORMAT,
+    model: p.model.name,
+    solver,
+    steps,
+    name: uniformScheduleName(every),
+    kind: "uniform",
+    every,
+    mode: p.unet.plan.mode,
+    blocks: [...p.unet.blocks],
+    recompute,
+    skippedFraction: skippedFraction(recompute),
+    ...(measured ? { measured } : {}),
+  };
+  const file = `${dir}/${scheduleFileName(solver, steps, s.name)}`;
+  await Deno.writeTextFile(file, serializeSchedule(s));
+  return file;
 }

@@ -101,7 +101,9 @@ async function loadModels(): Promise<void> {
     return;
   }
   ui.modelLine.textContent = `model ${model.id}, ${model.sizes.join(", ")}, on ${model.backend}`;
-  if (ui.steps.value === "") ui.steps.value = String(model.defaults.steps);
+  // Steps stay empty (the model's default, shown as the placeholder) unless the user types some:
+  // then a deadline may also be met with fewer steps; typed steps are kept exactly.
+  ui.steps.placeholder = `${model.defaults.steps} (default)`;
   ui.solver.value = model.defaults.solver;
   for (const opt of [...ui.cache.options]) {
     if (opt.value !== "auto" && opt.value !== "none") opt.remove();
@@ -123,11 +125,13 @@ async function safeJson(res: Response): Promise<unknown> {
 /** A named schedule fixes steps and solver: show its values and lock the fields. */
 function syncScheduleFields(): void {
   const s = model?.schedules.find((x) => x.name === ui.cache.value);
-  ui.steps.disabled = ui.solver.disabled = s !== undefined;
   if (s) {
     ui.steps.value = String(s.steps);
     ui.solver.value = s.solver;
+  } else if (ui.steps.disabled) {
+    ui.steps.value = "";
   }
+  ui.steps.disabled = ui.solver.disabled = s !== undefined;
 }
 
 function formValues(): FormValues {
