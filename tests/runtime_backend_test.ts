@@ -56,7 +56,11 @@ Deno.test("auto picks WebGPU exactly when a hardware adapter exists, and logs th
   }
   const cpu = await resolveBackend("auto", () => {}, () => Promise.resolve("llvmpipe (LLVM 15)"));
   assertEquals(cpu.backend, "wasm");
-  const forced = await resolveBackend("webgpu", () => {}, () => Promise.resolve("llvmpipe (LLVM 15)"));
+  const forced = await resolveBackend(
+    "webgpu",
+    () => {},
+    () => Promise.resolve("llvmpipe (LLVM 15)"),
+  );
   assertEquals(forced.backend, "webgpu");
   const fake = await resolveBackend("auto", () => {}, () => Promise.resolve(undefined));
   assertEquals(fake.backend, "wasm");
