@@ -13,7 +13,8 @@
  *
  * @module
  */
-import { type Schedule, serializeSchedule } from "../lib/cache/schedule.ts";
+import { type Schedule, scheduleFileName, serializeSchedule } from "../lib/cache/schedule.ts";
+import { writeFileAtomic } from "../lib/io/atomic.ts";
 import { Evaluator, type QualityScore } from "../lib/eval/evaluator.ts";
 import { speedQualitySvg } from "../lib/image/plots.ts";
 import type { RgbaImage } from "../lib/image/png.ts";
@@ -146,6 +147,7 @@ export async function runCachingBench(args: string[]): Promise<CachingRow[]> {
     "timing-runs": "int",
     model: "string",
     out: "string",
+    schedules: "string",
   });
   const modelDir = String(flags.model ?? "models/emoji-ldm");
   const nPrompts = Number(flags.prompts ?? 256);
@@ -183,6 +185,40 @@ export async function runCachingBench(args: string[]): Promise<CachingRow[]> {
     return evaluator.score(features, predicted, labels);
   };
 
+  type Timing = Awaited<ReturnType<typeof timeVariants>>;
+  const rowFor = async (
+    solver: SolverName,
+    steps: number,
+    variant: CachingRow["variant"],
+    v: Variant,
+    timing: Timing,
+    images: RgbaImage[],
+    fullImages: RgbaImage[],
+  ): Promise<CachingRow> => {
+    const q = await quality(images);
+    const pair = pairScores(images, fullImages);
+    const t = timing.get(v.label)!;
+    return {
+      solver,
+      steps,
+      variant,
+      steps_run: v.steps,
+      schedule: v.schedule,
+      speedup: timing.get("full")!.unet / t.unet,
+      unet_ms: t.unet,
+      e2e_ms: t.e2e,
+      images_per_s: 1000 / t.e2e,
+      fd: q.fd,
+      kid: q.kid,
+      kid_std: q.kidStd,
+      accuracy: q.accuracy ?? NaN,
+      psnr: pair.psnr,
+      ssim: pair.ssim,
+      skipped_fraction: t.skipped,
+      cache_bytes: t.bytes,
+    };
+  };
+
   for (const config of configs) {
     const [solver, stepsText] = config.split("-") as [SolverName, string];
     const steps = Number(stepsText);
@@ -215,28 +251,15 @@ export async function runCachingBench(args: string[]): Promise<CachingRow[]> {
     const fullImages = await generateSet(p, prompts, solver, full, batch);
     for (const v of variants) {
       const images = v === full ? fullImages : await generateSet(p, prompts, solver, v, batch);
-      const q = await quality(images);
-      const pair = pairScores(images, fullImages);
-      const t = timing.get(v.label)!;
-      const row: CachingRow = {
+      const row = await rowFor(
         solver,
         steps,
-        variant: v.label as CachingRow["variant"],
-        steps_run: v.steps,
-        schedule: v.schedule,
-        speedup: timing.get("full")!.unet / t.unet,
-        unet_ms: t.unet,
-        e2e_ms: t.e2e,
-        images_per_s: 1000 / t.e2e,
-        fd: q.fd,
-        kid: q.kid,
-        kid_std: q.kidStd,
-        accuracy: q.accuracy ?? NaN,
-        psnr: pair.psnr,
-        ssim: pair.ssim,
-        skipped_fraction: t.skipped,
-        cache_bytes: t.bytes,
-      };
+        v.label as CachingRow["variant"],
+        v,
+        timing,
+        images,
+        fullImages,
+      );
       rows.push(row);
       console.log(
         `${config} ${v.label.padEnd(11)} steps ${String(v.steps).padStart(2)} speedup ${
@@ -277,34 +300,10 @@ export async function runCachingBench(args: string[]): Promise<CachingRow[]> {
       const ct = await timeVariants(p, solver, [full, ...sched, ...fewerList], runs);
       const point = async (v: Variant) => {
         const images = await generateSet(p, prompts, solver, v, batch);
-        const q = await quality(images);
-        const t = ct.get(v.label)!;
-        const pair = pairScores(images, fullImages);
-        rows.push({
-          solver,
-          steps,
-          variant: "curve",
-          steps_run: v.steps,
-          schedule: v.schedule,
-          speedup: ct.get("full")!.unet / t.unet,
-          unet_ms: t.unet,
-          e2e_ms: t.e2e,
-          images_per_s: 1000 / t.e2e,
-          fd: q.fd,
-          kid: q.kid,
-          kid_std: q.kidStd,
-          accuracy: q.accuracy ?? NaN,
-          psnr: pair.psnr,
-          ssim: pair.ssim,
-          skipped_fraction: t.skipped,
-          cache_bytes: t.bytes,
-        });
-        console.log(
-          `curve ${v.label}: speedup ${(ct.get("full")!.unet / t.unet).toFixed(2)}x FD ${
-            q.fd.toFixed(2)
-          }`,
-        );
-        return { x: ct.get("full")!.unet / t.unet, y: q.fd, label: v.label };
+        const row = await rowFor(solver, steps, "curve", v, ct, images, fullImages);
+        rows.push(row);
+        console.log(`curve ${v.label}: speedup ${row.speedup.toFixed(2)}x FD ${row.fd.toFixed(2)}`);
+        return { x: row.speedup, y: row.fd, label: v.label };
       };
       type Pt = { x: number; y: number; label?: string };
       const auto: Pt[] = [], uniform: Pt[] = [], fewerPts: Pt[] = [];
@@ -344,6 +343,31 @@ export async function runCachingBench(args: string[]): Promise<CachingRow[]> {
       );
     }
   }
+  // the measured speed and quality go into the schedule files the figures are about
+  const schedulesDir = String(flags.schedules ?? `schedules/${p.model.name}`);
+  for (const s of p.schedules.schedules) {
+    const row = rows.find((r) =>
+      r.solver === s.solver && r.steps === s.steps &&
+      (r.schedule === `${s.name}+ss` || (r.variant === "curve" && r.schedule === s.name))
+    );
+    if (!row) continue;
+    s.measured = {
+      ...s.measured,
+      speedup: row.speedup,
+      fd: row.fd,
+      kid: row.kid,
+      accuracy: row.accuracy,
+      psnr: row.psnr,
+      prompts: nPrompts,
+      backend: "wasm",
+      machine: machineDescription(),
+      date: new Date().toISOString().slice(0, 10),
+    };
+    await writeFileAtomic(
+      `${schedulesDir}/${scheduleFileName(s.solver, s.steps, s.name)}`,
+      serializeSchedule(s),
+    );
+  }
   const result = {
     machine: machineDescription(),
     backend: "wasm",
@@ -353,7 +377,7 @@ export async function runCachingBench(args: string[]): Promise<CachingRow[]> {
     floor: { fd: floor.fd, kid: floor.kid },
     rows,
   };
-  await Deno.writeTextFile(`${outDir}/caching.json`, JSON.stringify(result, null, 1) + "\n");
+  await writeFileAtomic(`${outDir}/caching.json`, JSON.stringify(result, null, 1) + "\n");
   await evaluator.release();
   await p.release();
   return rows;

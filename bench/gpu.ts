@@ -12,6 +12,7 @@
  *
  * @module
  */
+import { writeFileAtomic } from "../lib/io/atomic.ts";
 import { parseFlags, UsageError } from "../lib/cli/flags.ts";
 import { Pipeline } from "../lib/pipeline/pipeline.ts";
 import type { GenerateRequest, SolverName } from "../lib/pipeline/types.ts";
@@ -177,9 +178,7 @@ if (import.meta.main) {
     console.log(formatBenchGpu(r));
     if (flags.out) {
       const out = flags.out as string;
-      const tmp = `${out}.${crypto.randomUUID()}.tmp`;
-      await Deno.writeTextFile(tmp, JSON.stringify(r, null, 2) + "\n");
-      await Deno.rename(tmp, out);
+      await writeFileAtomic(out, JSON.stringify(r, null, 2) + "\n");
     }
   } catch (e) {
     if (e instanceof UsageError) {

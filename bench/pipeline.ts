@@ -10,6 +10,7 @@
  *
  * @module
  */
+import { writeFileAtomic } from "../lib/io/atomic.ts";
 import { parseFlags, UsageError } from "../lib/cli/flags.ts";
 import { Pipeline } from "../lib/pipeline/pipeline.ts";
 import { SOLVERS } from "../lib/pipeline/request.ts";
@@ -219,9 +220,7 @@ export async function writeBenchResult(name: string, value: unknown): Promise<st
   const dir = new URL("./results", import.meta.url).pathname;
   await Deno.mkdir(dir, { recursive: true });
   const path = `${dir}/${name}.json`;
-  const tmp = `${path}.${crypto.randomUUID().slice(0, 8)}.tmp`;
-  await Deno.writeTextFile(tmp, JSON.stringify(value, null, 1) + "\n");
-  await Deno.rename(tmp, path);
+  await writeFileAtomic(path, JSON.stringify(value, null, 1) + "\n");
   return path;
 }
 

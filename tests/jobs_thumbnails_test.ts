@@ -11,8 +11,8 @@ import {
   thumbnailFileName,
   type ThumbnailIndex,
   type ThumbnailJob,
-  writeFileAtomic,
 } from "../lib/jobs/thumbnails.ts";
+import { TEMP_PREFIX, writeFileAtomic } from "../lib/io/atomic.ts";
 import { memoryLogger } from "../lib/server/log.ts";
 import type { ImageGenerator } from "../lib/server/generator.ts";
 import { testGenerator } from "./support/generator.ts";
@@ -183,7 +183,7 @@ Deno.test("a run repairs the folder: stray temp files removed, deleted images re
     await runThumbnailJob(job(gen, dir), gen);
     const victim = thumbnailFileName(PROMPTS[0]);
     await Deno.remove(`${dir}/${victim}`);
-    await Deno.writeTextFile(`${dir}/.thumb-${victim}.abcd.tmp`, "partial");
+    await Deno.writeTextFile(`${dir}/${TEMP_PREFIX}${victim}.abcd.tmp`, "partial");
     const r = await runThumbnailJob(job(gen, dir), gen);
     assertEquals(r.written, [victim]);
     await assertConsistent(dir);

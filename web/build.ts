@@ -9,6 +9,7 @@
  *
  * @module
  */
+import { writeFileAtomic } from "../lib/io/atomic.ts";
 import * as esbuild from "esbuild";
 
 const WEB_DIR = new URL(".", import.meta.url);
@@ -30,17 +31,6 @@ export interface BuildResult {
   /** File name → size in bytes. */
   files: Record<string, number>;
   ms: number;
-}
-
-async function writeAtomic(path: string, data: Uint8Array): Promise<void> {
-  const tmp = `${path}.${crypto.randomUUID()}.tmp`;
-  try {
-    await Deno.writeFile(tmp, data);
-    await Deno.rename(tmp, path);
-  } catch (e) {
-    await Deno.remove(tmp).catch(() => {});
-    throw e;
-  }
 }
 
 /** Bundles and copies the playground into `outDir`; throws with esbuild's message on errors. */
@@ -83,7 +73,7 @@ export async function buildPlayground(opts: BuildOptions = {}): Promise<BuildRes
     "index.html": await Deno.readFile(new URL("index.html", WEB_DIR)),
   };
   for (const name of PLAYGROUND_FILES) {
-    await writeAtomic(`${outDir}/${name}`, contents[name]);
+    await writeFileAtomic(`${outDir}/${name}`, contents[name]);
     files[name] = contents[name].byteLength;
   }
   return { outDir, files, ms: performance.now() - t0 };

@@ -7,6 +7,7 @@
  *
  * @module
  */
+import { writeFileAtomic } from "../io/atomic.ts";
 import { fitScaleShift, makeSchedule, measureChange } from "../cache/calibrate.ts";
 import type { ScheduleIndex } from "../cache/registry.ts";
 import { scheduleFileName, serializeSchedule } from "../cache/schedule.ts";
@@ -28,11 +29,6 @@ function numberList(flag: string, raw: string): number[] {
     throw new UsageError(`--${flag} must be a comma-separated list of non-negative numbers`);
   }
   return out;
-}
-
-async function writeAtomic(path: string, text: string): Promise<void> {
-  await Deno.writeTextFile(`${path}.tmp`, text);
-  await Deno.rename(`${path}.tmp`, path);
 }
 
 async function defaultPrompts(modelDir: string): Promise<string[]> {
@@ -135,12 +131,12 @@ export async function calibrateCommand(args: string[]): Promise<number> {
       } s`,
     );
     const base = `${solver}-${steps}`;
-    await writeAtomic(
+    await writeFileAtomic(
       `${out}/${base}.curves.json`,
       JSON.stringify({ model, solver, steps, blocks, prompts: prompts.length, seeds, curves }) +
         "\n",
     );
-    await writeAtomic(
+    await writeFileAtomic(
       `${out}/${base}.curves.svg`,
       changeHeatmapSvg(curves, blocks, { title: `${model} ${base}: L1_rel per block and step` }),
     );
@@ -162,8 +158,8 @@ export async function calibrateCommand(args: string[]): Promise<number> {
         s.measured = { scaleShiftMseBefore: fit.mseBefore, scaleShiftMseAfter: fit.mseAfter };
       }
       const file = `${out}/${scheduleFileName(solver, steps, s.name)}`;
-      await writeAtomic(file, serializeSchedule(s));
-      await writeAtomic(
+      await writeFileAtomic(file, serializeSchedule(s));
+      await writeFileAtomic(
         file.replace(/\.json$/, ".svg"),
         scheduleGridSvg(s.recompute, blocks, { title: `${model} ${solver}-${steps} ${s.name}` }),
       );
@@ -181,7 +177,7 @@ export async function calibrateCommand(args: string[]): Promise<number> {
         index = JSON.parse(await Deno.readTextFile(`${out}/index.json`));
       } catch { /* first schedule of this model */ }
       index.auto[base] = name;
-      await writeAtomic(`${out}/index.json`, JSON.stringify(index, null, 2) + "\n");
+      await writeFileAtomic(`${out}/index.json`, JSON.stringify(index, null, 2) + "\n");
     }
     await pipeline.release();
     return 0;

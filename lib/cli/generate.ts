@@ -17,7 +17,7 @@
  * @module
  */
 import { parseFlags, UsageError } from "./flags.ts";
-import { writeFileAtomic } from "../jobs/thumbnails.ts";
+import { writeFileAtomic } from "../io/atomic.ts";
 import { Pipeline } from "../pipeline/pipeline.ts";
 import { FieldError, type RequestInput, resolveRequest } from "../pipeline/request.ts";
 import { registryCacheName } from "../pipeline/service.ts";

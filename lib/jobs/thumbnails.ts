@@ -7,6 +7,7 @@
  *
  * @module
  */
+import { isTempFile, writeFileAtomic } from "../io/atomic.ts";
 import type { GenerateRequest, ImageGenerator } from "../server/generator.ts";
 import { errorFields, type Logger, silentLogger } from "../server/log.ts";
 import { LIMITS } from "../pipeline/request.ts";
@@ -67,7 +68,7 @@ export class JobsFileError extends Error {
 /** Name of the index file in each output folder. */
 export const INDEX_FILE = "index.json";
 /** Prefix of temporary files (left only by a crash; removed at the next run). */
-export const TEMP_PREFIX = ".thumb-";
+
 const MAX_PROMPTS = 100;
 const MAX_PROMPT_CHARS = 1000;
 
@@ -223,22 +224,6 @@ function join(dir: string, file: string): string {
   return dir.endsWith("/") ? dir + file : `${dir}/${file}`;
 }
 
-/** Writes `data` to `path` atomically: a temporary file in the same folder, then rename. */
-export async function writeFileAtomic(path: string, data: Uint8Array): Promise<void> {
-  const slash = path.lastIndexOf("/");
-  const dir = slash >= 0 ? path.slice(0, slash + 1) : "";
-  const base = path.slice(slash + 1);
-  const rand = crypto.getRandomValues(new Uint32Array(1))[0].toString(16);
-  const tmp = `${dir}${TEMP_PREFIX}${base}.${rand}.tmp`;
-  try {
-    await Deno.writeFile(tmp, data);
-    await Deno.rename(tmp, path);
-  } catch (e) {
-    await Deno.remove(tmp).catch(() => {});
-    throw e;
-  }
-}
-
 async function exists(path: string): Promise<boolean> {
   try {
     return (await Deno.stat(path)).isFile;
@@ -299,7 +284,7 @@ export async function runThumbnailJob(
   const steps = job.steps ?? model.defaults.steps;
   await Deno.mkdir(job.outDir, { recursive: true });
   for await (const e of Deno.readDir(job.outDir)) {
-    if (e.isFile && e.name.startsWith(TEMP_PREFIX) && e.name.endsWith(".tmp")) {
+    if (e.isFile && isTempFile(e.name)) {
       await Deno.remove(join(job.outDir, e.name)).catch(() => {});
     }
   }

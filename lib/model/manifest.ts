@@ -4,7 +4,8 @@
  *
  * @module
  */
-import { createHash } from "node:crypto";
+import { writeFileAtomic } from "../io/atomic.ts";
+import { sha256File } from "../io/hash.ts";
 
 /** One file of a model folder. */
 export interface ManifestEntry {
@@ -17,14 +18,6 @@ export interface ManifestEntry {
 export interface Manifest {
   format: "blockcache-model-manifest/1";
   files: ManifestEntry[];
-}
-
-/** sha256 of a file, streamed so multi-gigabyte weights never sit in memory. */
-export async function sha256File(path: string): Promise<string> {
-  const hash = createHash("sha256");
-  using file = await Deno.open(path, { read: true });
-  for await (const chunk of file.readable) hash.update(chunk);
-  return hash.digest("hex");
 }
 
 async function listFiles(dir: string, prefix = ""): Promise<string[]> {
@@ -56,9 +49,7 @@ export async function buildManifest(dir: string): Promise<Manifest> {
 /** Writes `dir/manifest.json` atomically. */
 export async function writeManifest(dir: string): Promise<Manifest> {
   const manifest = await buildManifest(dir);
-  const tmp = `${dir}/manifest.json.tmp`;
-  await Deno.writeTextFile(tmp, JSON.stringify(manifest, null, 1) + "\n");
-  await Deno.rename(tmp, `${dir}/manifest.json`);
+  await writeFileAtomic(`${dir}/manifest.json`, JSON.stringify(manifest, null, 1) + "\n");
   return manifest;
 }
 

@@ -44,22 +44,7 @@ export async function writeChunks(
   return { file: path.split("/").pop()!, sha256: hash.digest("hex"), bytes };
 }
 
-/** The sha256 (hex) of a file, read in pieces. */
-export async function sha256OfFile(path: string): Promise<string> {
-  const hash = createHash("sha256");
-  const file = await Deno.open(path, { read: true });
-  try {
-    const buf = new Uint8Array(1 << 20);
-    for (;;) {
-      const n = await file.read(buf);
-      if (n === null) break;
-      hash.update(buf.subarray(0, n));
-    }
-  } finally {
-    file.close();
-  }
-  return hash.digest("hex");
-}
+export { sha256File as sha256OfFile } from "../io/hash.ts";
 
 /** Options of {@link writeModelFile}. */
 export interface WriteModelOptions {
