@@ -1,6 +1,7 @@
 /**
  * `deno task calibrate`: measures block change on a prompt set, derives static schedules (paper
- * Eq. 7 for each `--deltas` value, uniform ones for `--uniform`), fits scale-shift, and writes
+ * Eq. 7 for each `--deltas` value, or for the deltas that reach each `--skip-targets` fraction of
+ * reused block evaluations; uniform ones for `--uniform`), fits scale-shift, and writes
  * `schedules/<model>/<solver>-<steps>-<name>.json` plus pictures (change heatmap, schedule grids).
  *
  *   deno task calibrate --model models/emoji-ldm --solver dpm --steps 20 --deltas 0.5,1 --uniform 2
@@ -9,6 +10,7 @@
  */
 import { writeFileAtomic } from "../io/atomic.ts";
 import { fitScaleShift, makeSchedule, measureChange } from "../cache/calibrate.ts";
+import { deltaForSkippedFraction } from "../cache/derive.ts";
 import type { ScheduleIndex } from "../cache/registry.ts";
 import { scheduleFileName, serializeSchedule } from "../cache/schedule.ts";
 import { changeHeatmapSvg, scheduleGridSvg } from "../image/plots.ts";
@@ -20,8 +22,8 @@ import { BACKEND_CHOICES } from "../runtime/backend.ts";
 import { parseFlags, UsageError } from "./flags.ts";
 
 const USAGE = `usage: deno task calibrate [--model DIR] [--solver ddim|dpm|euler] [--steps N]
-  [--deltas 0.25,0.5,1] [--uniform 2,3] [--scale-shift all|none|NAME,...] [--prompts FILE]
-  [--seeds N] [--guidance X] [--batch N] [--recommend NAME] [--out DIR] [--backend wasm|webgpu|auto]`;
+  [--deltas 0.25,0.5,1 | --skip-targets 0.4,0.6,0.75] [--uniform 2,3] [--scale-shift all|none|NAME,...] [--prompts FILE]
+  [--seeds N] [--guidance X] [--batch N] [--recommend NAME|TARGET] [--out DIR] [--backend wasm|webgpu|auto]`;
 
 function numberList(flag: string, raw: string): number[] {
   const out = raw.split(",").filter((s) => s.trim()).map((s) => Number(s.trim()));
@@ -50,6 +52,7 @@ export async function calibrateCommand(args: string[]): Promise<number> {
       solver: "string",
       steps: "int",
       deltas: "string",
+      "skip-targets": "string",
       uniform: "string",
       "scale-shift": "string",
       prompts: "string",
@@ -93,7 +96,18 @@ export async function calibrateCommand(args: string[]): Promise<number> {
     if (!BACKEND_CHOICES.includes(backend)) {
       throw new UsageError("--backend must be auto, wasm or webgpu");
     }
-    const deltas = numberList("deltas", String(f.deltas ?? "0.25,0.5,1"));
+    if (f.deltas !== undefined && f["skip-targets"] !== undefined) {
+      throw new UsageError("give --deltas or --skip-targets, not both");
+    }
+    const targets = f["skip-targets"] === undefined
+      ? []
+      : numberList("skip-targets", String(f["skip-targets"]));
+    if (targets.some((t) => t > 1)) {
+      throw new UsageError("--skip-targets must be fractions in 0..1");
+    }
+    const givenDeltas = targets.length
+      ? []
+      : numberList("deltas", String(f.deltas ?? "0.25,0.5,1"));
     const uniform = numberList("uniform", String(f.uniform ?? "2,3"));
     if (uniform.some((n) => !Number.isInteger(n) || n < 1)) {
       throw new UsageError("--uniform must list positive integers");
@@ -140,6 +154,9 @@ export async function calibrateCommand(args: string[]): Promise<number> {
       `${out}/${base}.curves.svg`,
       changeHeatmapSvg(curves, blocks, { title: `${model} ${base}: L1_rel per block and step` }),
     );
+    // a target skipped fraction becomes the Eq. 7 delta that reaches it on these curves
+    const targetDeltas = targets.map((t) => deltaForSkippedFraction(curves, t).delta);
+    const deltas = [...givenDeltas, ...targetDeltas].filter((d, i, all) => all.indexOf(d) === i);
     const mode = pipeline.unet.plan.mode;
     const schedules = [
       ...deltas.map((delta) => makeSchedule(model, solver, steps, blocks, mode, { delta, curves })),
@@ -166,7 +183,14 @@ export async function calibrateCommand(args: string[]): Promise<number> {
       log(`wrote ${file}: skipped ${(s.skippedFraction * 100).toFixed(1)}% of block evaluations`);
     }
     if (f.recommend) {
-      const name = String(f.recommend);
+      // a schedule name, or one of the --skip-targets (the schedule derived for it)
+      const k = targets.indexOf(Number(f.recommend));
+      const name = k >= 0
+        ? makeSchedule(model, solver, steps, blocks, mode, {
+          delta: targetDeltas[k],
+          curves,
+        }).name
+        : String(f.recommend);
       if (!schedules.some((s) => s.name === name)) {
         throw new UsageError(
           `--recommend: ${name} is not one of ${schedules.map((s) => s.name).join(", ")}`,
