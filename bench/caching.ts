@@ -7,9 +7,9 @@
  * speed-quality curve over the shipped schedules and step counts, as SVG.
  *
  *   deno task bench caching [--prompts 256] [--configs dpm-20,ddim-20,dpm-50,ddim-50]
- *     [--curve dpm-20] [--batch 32] [--timing-runs 3] [--model models/emoji-ldm]
+ *     [--curve dpm-20] [--batch 32] [--timing-runs 3] [--model models/emoji-ldm] [--name caching]
  *
- * Results: bench/results/caching.json (rows) and bench/results/caching_curve.svg.
+ * Results: bench/results/<name>.json (rows) and bench/results/caching_curve.svg.
  *
  * @module
  */
@@ -148,6 +148,7 @@ export async function runCachingBench(args: string[]): Promise<CachingRow[]> {
     model: "string",
     out: "string",
     schedules: "string",
+    name: "string",
   });
   const modelDir = String(flags.model ?? "models/emoji-ldm");
   const nPrompts = Number(flags.prompts ?? 256);
@@ -377,7 +378,7 @@ export async function runCachingBench(args: string[]): Promise<CachingRow[]> {
     floor: { fd: floor.fd, kid: floor.kid },
     rows,
   };
-  await writeFileAtomic(`${outDir}/caching.json`, JSON.stringify(result, null, 1) + "\n");
+  await writeFileAtomic(`${outDir}/${flags.name ?? "caching"}.json`, JSON.stringify(result, null, 1) + "\n");
   await evaluator.release();
   await p.release();
   return rows;

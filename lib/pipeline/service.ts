@@ -102,21 +102,12 @@ export function predictUnetMs(
   schedule: Schedule | null,
   steps: number,
 ): number | undefined {
-  const timings = p.unet.timings();
-  let glue = 0;
-  const block: number[] = [];
-  for (const t of timings) {
-    if (t.meanMs === undefined) return undefined;
-    if (t.kind === "glue") glue += t.meanMs;
-    else block.push(t.meanMs);
-  }
   let total = 0;
   for (let i = 0; i < steps; i++) {
-    total += glue;
     const row = schedule?.recompute[i];
-    block.forEach((ms, j) => {
-      if (!row || row[j]) total += ms;
-    });
+    const ms = p.unet.expectedMs((k) => !row || row[k]);
+    if (ms === undefined) return undefined;
+    total += ms;
   }
   return total;
 }
