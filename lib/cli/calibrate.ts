@@ -22,7 +22,7 @@ import { BACKEND_CHOICES } from "../runtime/backend.ts";
 import { parseFlags, UsageError } from "./flags.ts";
 
 const USAGE = `usage: deno task calibrate [--model DIR] [--solver ddim|dpm|euler] [--steps N]
-  [--deltas 0.25,0.5,1 | --skip-targets 0.4,0.6,0.75] [--uniform 2,3] [--scale-shift all|none|NAME,...] [--prompts FILE]
+  [--deltas 0.25,0.5,1 | --skip-targets 0.4,0.6,0.75] [--uniform 2,3] [--scale-shift all|none|recommended|NAME,...] [--prompts FILE]
   [--seeds N] [--guidance X] [--batch N] [--recommend NAME|TARGET] [--out DIR] [--backend wasm|webgpu|auto]`;
 
 function numberList(flag: string, raw: string): number[] {
@@ -162,11 +162,26 @@ export async function calibrateCommand(args: string[]): Promise<number> {
       ...deltas.map((delta) => makeSchedule(model, solver, steps, blocks, mode, { delta, curves })),
       ...uniform.map((every) => makeSchedule(model, solver, steps, blocks, mode, { every })),
     ];
+    // a schedule name, or one of the --skip-targets (the schedule derived for it)
+    let recommended: string | undefined;
+    if (f.recommend) {
+      const k = targets.indexOf(Number(f.recommend));
+      recommended = k >= 0
+        ? makeSchedule(model, solver, steps, blocks, mode, { delta: targetDeltas[k], curves }).name
+        : String(f.recommend);
+      if (!schedules.some((s) => s.name === recommended)) {
+        throw new UsageError(
+          `--recommend: ${recommended} is not one of ${schedules.map((s) => s.name).join(", ")}`,
+        );
+      }
+    }
     const fitSet = String(f["scale-shift"] ?? "all");
     const fitNames = fitSet === "all"
       ? schedules.map((s) => s.name)
       : fitSet === "none"
       ? []
+      : fitSet === "recommended"
+      ? [recommended ?? ""]
       : fitSet.split(",");
     for (const s of schedules) {
       if (fitNames.includes(s.name) && s.skippedFraction > 0) {
@@ -182,25 +197,12 @@ export async function calibrateCommand(args: string[]): Promise<number> {
       );
       log(`wrote ${file}: skipped ${(s.skippedFraction * 100).toFixed(1)}% of block evaluations`);
     }
-    if (f.recommend) {
-      // a schedule name, or one of the --skip-targets (the schedule derived for it)
-      const k = targets.indexOf(Number(f.recommend));
-      const name = k >= 0
-        ? makeSchedule(model, solver, steps, blocks, mode, {
-          delta: targetDeltas[k],
-          curves,
-        }).name
-        : String(f.recommend);
-      if (!schedules.some((s) => s.name === name)) {
-        throw new UsageError(
-          `--recommend: ${name} is not one of ${schedules.map((s) => s.name).join(", ")}`,
-        );
-      }
+    if (recommended) {
       let index: ScheduleIndex = { auto: {} };
       try {
         index = JSON.parse(await Deno.readTextFile(`${out}/index.json`));
       } catch { /* first schedule of this model */ }
-      index.auto[base] = name;
+      index.auto[base] = recommended;
       await writeFileAtomic(`${out}/index.json`, JSON.stringify(index, null, 2) + "\n");
     }
     await pipeline.release();

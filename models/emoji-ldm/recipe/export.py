@@ -44,6 +44,9 @@ def load(work, vocab_size):
             p.copy_(e)
     ae = models.AutoencoderKL()
     ae.load_state_dict(torch.load(os.path.join(work, "ae.pt"))["model"])
+    ft = os.path.join(work, "decoder_ft.pt")
+    if os.path.exists(ft):  # the decoder fine-tuned on noisy latents (train.py decoder)
+        ae.decoder.load_state_dict(torch.load(ft)["decoder"])
     return unet.eval(), text.eval(), ae.eval(), s
 
 

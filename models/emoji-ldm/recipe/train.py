@@ -1,6 +1,7 @@
 """Trains the default model in stages; every stage logs, checkpoints and resumes.
 
   /usr/bin/python3 train.py ae --minutes 10          # autoencoder, then encodes the dataset
+  /usr/bin/python3 train.py decoder --minutes 20     # decoder fine-tune on noisy latents (encoder frozen)
   /usr/bin/python3 train.py unet --minutes 90        # UNet + text encoder (v-prediction, CFG dropout, EMA)
   /usr/bin/python3 train.py classifier --minutes 4   # evaluation network (category classifier)
 
@@ -96,6 +97,44 @@ def train_ae(args):
     json.dump({"scaling_factor": scale, "reconstruction_mae_255": mae, "iterations": it},
               open(os.path.join(args.work, "ae.json"), "w"))
     log(args.work, f"ae done: {it} its, scaling_factor {scale:.4f}, reconstruction MAE {mae:.2f}/255")
+
+
+def train_decoder(args):
+    """Fine-tunes the decoder (encoder frozen, so the UNet's latents stay valid) to decode noisy
+    latents to clean images: sampled latents are never exact, and an unregularised decoder turns
+    small latent errors into speckles."""
+    d, _ = load_data(args.data)
+    x_all = images_tensor(d)
+    lat = torch.from_numpy(np.load(os.path.join(args.work, "latents.npy")))
+    scale = json.load(open(os.path.join(args.work, "ae.json")))["scaling_factor"]
+    ae = models.AutoencoderKL().to(DEVICE)
+    ae.load_state_dict(torch.load(os.path.join(args.work, "ae.pt"))["model"])
+    ck = os.path.join(args.work, "decoder_ft.pt")
+    opt = torch.optim.AdamW(ae.decoder.parameters(), lr=2e-4, weight_decay=0.0)
+    it = 0
+    if os.path.exists(ck):
+        s = torch.load(ck)
+        ae.decoder.load_state_dict(s["decoder"]), opt.load_state_dict(s["opt"])
+        it = s["it"]
+    g = torch.Generator().manual_seed(SEED + 7 + it)
+    start = time.time()
+    while time.time() - start < args.minutes * 60:
+        idx = torch.randint(0, len(x_all), (32,), generator=g)
+        z = lat[idx]
+        # noise of up to 0.3 in the UNet's (scaled) latent units
+        sigma = torch.rand((32, 1, 1, 1), generator=g) * 0.3 / scale
+        z = z + sigma * torch.randn(z.shape, generator=g)
+        x = x_all[idx]
+        rec = ae.decoder(z.to(DEVICE))
+        loss = (rec - x.to(DEVICE)).abs().mean() + 0.5 * F.mse_loss(rec, x.to(DEVICE))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        it += 1
+        if it % 50 == 0:
+            log(args.work, f"decoder it {it} loss {loss.item():.4f}")
+    save_atomic({"decoder": ae.decoder.state_dict(), "opt": opt.state_dict(), "it": it}, ck)
+    log(args.work, f"decoder fine-tune done: {it} its")
 
 
 # ------------------------------------------------------------------ diffusion
@@ -206,7 +245,7 @@ def train_classifier(args):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("stage", choices=["ae", "unet", "classifier"])
+    ap.add_argument("stage", choices=["ae", "decoder", "unet", "classifier"])
     ap.add_argument("--data", default="/work/data")
     ap.add_argument("--work", default="/work/data/run")
     ap.add_argument("--minutes", type=float, default=60)
@@ -219,7 +258,7 @@ def main():
     os.makedirs(args.work, exist_ok=True)
     torch.set_num_threads(args.threads)
     torch.manual_seed(SEED)
-    {"ae": train_ae, "unet": train_unet, "classifier": train_classifier}[args.stage](args)
+    {"ae": train_ae, "decoder": train_decoder, "unet": train_unet, "classifier": train_classifier}[args.stage](args)
 
 
 if __name__ == "__main__":
