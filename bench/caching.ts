@@ -79,6 +79,12 @@ function request(prompt: string, seed: number, solver: SolverName, v: Variant): 
   };
 }
 
+/** The uncached fewer-step points of the speed-quality curve. */
+function curveSteps(steps: number, _solver: SolverName): Variant[] {
+  const counts = [...new Set([0.4, 0.5, 0.65, 0.8].map((f) => Math.round(steps * f)))];
+  return counts.map((n) => ({ label: `steps-${n}`, steps: n, cache: "none", schedule: null }));
+}
+
 /** Median UNet and end-to-end time per image (batch of one, guided), interleaved over variants. */
 async function timeVariants(
   p: Pipeline,
@@ -149,7 +155,22 @@ export async function runCachingBench(args: string[]): Promise<CachingRow[]> {
     out: "string",
     schedules: "string",
     name: "string",
+    "timing-only": "boolean",
+    timing: "string",
   });
+  // Timing and quality can run as separate phases: speed ratios want a quiet machine (one
+  // process), the quality sets take long and may run in parallel processes.
+  const timingOnly = flags["timing-only"] === true;
+  type TimingEntry = { unet: number; e2e: number; skipped: number; bytes: number };
+  const timingStore: Record<string, Record<string, TimingEntry>> = flags.timing
+    ? JSON.parse(await Deno.readTextFile(String(flags.timing)))
+    : {};
+  const measured = async (key: string, solverName: SolverName, vs: Variant[]) => {
+    if (!timingOnly && timingStore[key]) return new Map(Object.entries(timingStore[key]));
+    const m = await timeVariants(p, solverName, vs, runs);
+    timingStore[key] = Object.fromEntries(m);
+    return m;
+  };
   const modelDir = String(flags.model ?? "models/emoji-ldm");
   const nPrompts = Number(flags.prompts ?? 256);
   const batch = Number(flags.batch ?? 32);
@@ -238,7 +259,7 @@ export async function runCachingBench(args: string[]): Promise<CachingRow[]> {
       schedule: `${recommended.name}+ss`,
     };
     // the fewer-steps baseline at the cached run's latency: time caching first, then pick steps
-    const t1 = await timeVariants(p, solver, [full, cache], runs);
+    const t1 = await measured(`${config}/first`, solver, [full, cache]);
     const ratio = t1.get("full")!.unet / t1.get("cache")!.unet;
     const fewerSteps = Math.max(1, Math.round(steps / ratio));
     const fewer: Variant = {
@@ -248,7 +269,24 @@ export async function runCachingBench(args: string[]): Promise<CachingRow[]> {
       schedule: null,
     };
     const variants = [full, fewer, cache, cacheSs];
-    const timing = await timeVariants(p, solver, variants, runs);
+    const timing = await measured(`${config}/table`, solver, variants);
+    if (timingOnly) {
+      const others = p.schedules.for(solver, steps).map((s) => ({
+        label: s.name,
+        steps,
+        cache: s.name,
+        schedule: s.name,
+      }));
+      if (config === curveConfig) {
+        await measured(`${config}/curve`, solver, [full, ...others, ...curveSteps(steps, solver)]);
+      }
+      console.log(
+        `${config}: timed; fewer steps at the cached latency: ${fewerSteps}; ` +
+          [...timing].map(([k, t]) => `${k} ${t.unet.toFixed(0)} ms`).join(", "),
+      );
+      await Deno.remove(plain);
+      continue;
+    }
     const fullImages = await generateSet(p, prompts, solver, full, batch);
     for (const v of variants) {
       const images = v === full ? fullImages : await generateSet(p, prompts, solver, v, batch);
@@ -278,27 +316,14 @@ export async function runCachingBench(args: string[]): Promise<CachingRow[]> {
     if (config === curveConfig) {
       // every shipped schedule of this config (with its scale-shift when shipped), and step counts
       const others = p.schedules.for(solver, steps);
-      const stepCounts = [
-        ...new Set([
-          Math.round(steps * 0.4),
-          Math.round(steps * 0.5),
-          Math.round(steps * 0.65),
-          Math.round(steps * 0.8),
-        ]),
-      ];
       const sched: Variant[] = others.map((s) => ({
         label: s.name,
         steps,
         cache: s.name,
         schedule: s.name,
       }));
-      const fewerList: Variant[] = stepCounts.map((n) => ({
-        label: `steps-${n}`,
-        steps: n,
-        cache: "none",
-        schedule: null,
-      }));
-      const ct = await timeVariants(p, solver, [full, ...sched, ...fewerList], runs);
+      const fewerList = curveSteps(steps, solver);
+      const ct = await measured(`${config}/curve`, solver, [full, ...sched, ...fewerList]);
       const point = async (v: Variant) => {
         const images = await generateSet(p, prompts, solver, v, batch);
         const row = await rowFor(solver, steps, "curve", v, ct, images, fullImages);
@@ -369,6 +394,15 @@ export async function runCachingBench(args: string[]): Promise<CachingRow[]> {
       serializeSchedule(s),
     );
   }
+  if (timingOnly) {
+    await writeFileAtomic(
+      `${outDir}/${flags.name ?? "caching_timing"}.json`,
+      JSON.stringify(timingStore, null, 1) + "\n",
+    );
+    await evaluator.release();
+    await p.release();
+    return rows;
+  }
   const result = {
     machine: machineDescription(),
     backend: "wasm",
@@ -378,7 +412,10 @@ export async function runCachingBench(args: string[]): Promise<CachingRow[]> {
     floor: { fd: floor.fd, kid: floor.kid },
     rows,
   };
-  await writeFileAtomic(`${outDir}/${flags.name ?? "caching"}.json`, JSON.stringify(result, null, 1) + "\n");
+  await writeFileAtomic(
+    `${outDir}/${flags.name ?? "caching"}.json`,
+    JSON.stringify(result, null, 1) + "\n",
+  );
   await evaluator.release();
   await p.release();
   return rows;
