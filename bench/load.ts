@@ -239,6 +239,17 @@ export function formatLoadReport(r: LoadReport): string {
   ].join("\n");
 }
 
+/** Load options from parsed `--requests --concurrency --deadline-ms --time-limit-ms --steps` flags. */
+export function loadOptions(flags: Record<string, string | number | boolean>) {
+  return {
+    requests: (flags.requests as number | undefined) ?? 20,
+    concurrency: (flags.concurrency as number | undefined) ?? 4,
+    deadlineMs: (flags["deadline-ms"] as number | undefined) ?? 10_000,
+    timeLimitMs: (flags["time-limit-ms"] as number | undefined) ?? 120_000,
+    body: flags.steps !== undefined ? { steps: flags.steps } : undefined,
+  };
+}
+
 if (import.meta.main) {
   const { parseFlags, UsageError } = await import("../lib/cli/flags.ts");
   try {
@@ -252,13 +263,7 @@ if (import.meta.main) {
       token: "string",
       json: "boolean",
     });
-    const common = {
-      requests: (flags.requests as number | undefined) ?? 20,
-      concurrency: (flags.concurrency as number | undefined) ?? 4,
-      deadlineMs: (flags["deadline-ms"] as number | undefined) ?? 10_000,
-      timeLimitMs: (flags["time-limit-ms"] as number | undefined) ?? 120_000,
-      body: flags.steps !== undefined ? { steps: flags.steps } : undefined,
-    };
+    const common = loadOptions(flags);
     let report: LoadReport;
     if (flags.url !== undefined) {
       report = await runLoad({

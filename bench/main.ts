@@ -13,9 +13,9 @@
  * @module
  */
 import { parseFlags, UsageError } from "../lib/cli/flags.ts";
-import { type Backend, BACKEND_CHOICES } from "../lib/runtime/backend.ts";
 import { silentLogger } from "../lib/server/log.ts";
 import {
+  benchBackend,
   benchPipeline,
   formatPipelineBench,
   pipelineBenchOptions,
@@ -57,18 +57,13 @@ async function runSplit(args: string[]): Promise<void> {
     backend: "string",
   });
   if (positional.length) throw new UsageError(`unexpected argument "${positional[0]}"`);
-  const backend = flags.backend as string | undefined;
-  if (
-    backend !== undefined && (backend === "auto" || !BACKEND_CHOICES.includes(backend as Backend))
-  ) {
-    throw new UsageError(`--backend must be wasm or webgpu, got "${backend}"`);
-  }
+  const backend = benchBackend(flags.backend);
   const { machineDescription } = await import("./machine.ts");
   const r = await benchSplit({
     model: flags.model as string | undefined,
     plan: flags.plan as string | undefined,
     reps: flags.reps as number | undefined,
-    backend: backend as Backend | undefined,
+    backend,
     log: () => {},
   });
   const path = await writeBenchResult("split", {
@@ -107,7 +102,7 @@ async function runCaching(args: string[]): Promise<void> {
 }
 
 async function runLoadBench(args: string[]): Promise<void> {
-  const { formatLoadReport, runLoadInProcess } = await import("./load.ts");
+  const { formatLoadReport, loadOptions, runLoadInProcess } = await import("./load.ts");
   const { loadGenerator } = await import("../lib/pipeline/service.ts");
   const { warmUp } = await import("../main.ts");
   const { machineDescription } = await import("./machine.ts");
@@ -127,13 +122,7 @@ async function runLoadBench(args: string[]): Promise<void> {
   );
   try {
     await warmUp(generator, silentLogger);
-    const opts = {
-      requests: (flags.requests as number | undefined) ?? 20,
-      concurrency: (flags.concurrency as number | undefined) ?? 4,
-      deadlineMs: (flags["deadline-ms"] as number | undefined) ?? 10_000,
-      timeLimitMs: (flags["time-limit-ms"] as number | undefined) ?? 120_000,
-      body: flags.steps !== undefined ? { steps: flags.steps } : undefined,
-    };
+    const opts = loadOptions(flags);
     const r = await runLoadInProcess(generator, opts);
     const path = await writeBenchResult("load", {
       bench: "load",

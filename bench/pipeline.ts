@@ -183,12 +183,7 @@ export function pipelineBenchOptions(args: string[]): PipelineBenchOptions & { j
     json: "boolean",
   });
   if (positional.length) throw new UsageError(`unexpected argument "${positional[0]}"`);
-  const backend = flags.backend as string | undefined;
-  if (
-    backend !== undefined && (backend === "auto" || !BACKEND_CHOICES.includes(backend as Backend))
-  ) {
-    throw new UsageError(`--backend must be wasm or webgpu, got "${backend}"`);
-  }
+  const backend = benchBackend(flags.backend);
   const solvers = flags.solvers === undefined
     ? undefined
     : String(flags.solvers).split(",").map((s) => s.trim());
@@ -213,6 +208,16 @@ export function pipelineBenchOptions(args: string[]): PipelineBenchOptions & { j
     modelDir: flags.model as string | undefined,
     json: flags.json === true,
   };
+}
+
+/** A benchmark's `--backend` flag: wasm or webgpu (a benchmark names its backend; no auto). */
+export function benchBackend(value: unknown): Backend | undefined {
+  if (value === undefined) return undefined;
+  const backend = String(value);
+  if (backend === "auto" || !BACKEND_CHOICES.includes(backend as Backend)) {
+    throw new UsageError(`--backend must be wasm or webgpu, got "${backend}"`);
+  }
+  return backend as Backend;
 }
 
 /** Writes `bench/results/<name>.json` (creating the folder) and returns its path. */
