@@ -218,7 +218,7 @@ class TimestepEmbedding(nn.Module):
 def timestep_proj(t, dim):
     """diffusers Timesteps(flip_sin_to_cos=True, downscale_freq_shift=0)."""
     half = dim // 2
-    freqs = torch.exp(-math.log(10000.0) * torch.arange(half, dtype=torch.float32) / half)
+    freqs = torch.exp(-math.log(10000.0) * torch.arange(half, dtype=torch.float32, device=t.device) / half)
     args = t.float()[:, None] * freqs[None, :]
     return torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
 

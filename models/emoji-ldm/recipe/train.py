@@ -4,6 +4,12 @@
   /usr/bin/python3 train.py decoder --minutes 20     # decoder fine-tune on noisy latents (encoder frozen)
   /usr/bin/python3 train.py unet --minutes 90        # UNet + text encoder (v-prediction, CFG dropout, EMA)
   /usr/bin/python3 train.py classifier --minutes 4   # evaluation network (category classifier)
+  /usr/bin/python3 train.py pack                     # every stage's final weights -> weights.npz
+  /usr/bin/python3 train.py unpack                   # weights.npz -> the stages' files, latents
+
+pack/unpack carry a run between machines (gpu_train.sh trains on a GPU machine and packs; unpack
+rebuilds ae.pt, decoder_ft.pt, unet.pt (EMA weights), classifier.pt and latents.npy here) as plain
+numpy arrays, so the two machines' torch versions need not match.
 
 Work files live in --work (default /work/data/run), never in the repository. Uses CUDA when present.
 """
@@ -23,6 +29,9 @@ SEED = 1234
 BETAS = {"beta_schedule": "linear", "beta_start": 0.0001, "beta_end": 0.02, "num_train_timesteps": 1000}
 MAX_TOKENS = 16
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+if DEVICE == "cuda":
+    torch.backends.cuda.matmul.allow_tf32 = True
+    torch.backends.cudnn.allow_tf32 = True
 
 
 def log(work, msg):
@@ -60,21 +69,23 @@ def images_tensor(d):
 # ------------------------------------------------------------------ autoencoder
 def train_ae(args):
     d, _ = load_data(args.data)
-    x_all = images_tensor(d)
+    x_all = images_tensor(d).to(DEVICE)
     ae = models.AutoencoderKL().to(DEVICE)
     opt = torch.optim.AdamW(ae.parameters(), lr=1e-3, weight_decay=0.0)
     ck = os.path.join(args.work, "ae.pt")
     it = 0
     if os.path.exists(ck):
-        s = torch.load(ck)
-        ae.load_state_dict(s["model"]), opt.load_state_dict(s["opt"])
+        s = torch.load(ck, map_location=DEVICE)
+        ae.load_state_dict(s["model"])
+        if s.get("opt"):  # absent after unpack: the optimizer starts afresh
+            opt.load_state_dict(s["opt"])
         it = s["it"]
         log(args.work, f"ae: resumed at {it}")
     g = torch.Generator().manual_seed(SEED + it)
     start = time.time()
     while time.time() - start < args.minutes * 60:
-        idx = torch.randint(0, len(x_all), (32,), generator=g)
-        x = x_all[idx].to(DEVICE)
+        idx = torch.randint(0, len(x_all), (args.batch or 32,), generator=g)
+        x = x_all[idx.to(DEVICE)]
         z = ae.encoder(x)
         rec = ae.decoder(z)
         loss = (rec - x).abs().mean() + 0.5 * F.mse_loss(rec, x) + 1e-4 * z.pow(2).mean()
@@ -87,16 +98,21 @@ def train_ae(args):
         if it % 500 == 0:
             save_atomic({"model": ae.state_dict(), "opt": opt.state_dict(), "it": it}, ck)
     save_atomic({"model": ae.state_dict(), "opt": opt.state_dict(), "it": it}, ck)
+    encode_dataset(args.work, ae, x_all, it)
+
+
+@torch.no_grad()
+def encode_dataset(work, ae, x_all, it):
+    """Writes latents.npy and ae.json (latent scaling factor, reconstruction error)."""
     ae.eval()
-    with torch.no_grad():
-        lat = torch.cat([ae.encoder(x_all[i:i + 256].to(DEVICE)).cpu() for i in range(0, len(x_all), 256)])
-        rec = torch.cat([ae.decoder(lat[i:i + 256].to(DEVICE)).cpu() for i in range(0, len(lat), 256)])
+    lat = torch.cat([ae.encoder(x_all[i:i + 256].to(DEVICE)).cpu() for i in range(0, len(x_all), 256)])
+    rec = torch.cat([ae.decoder(lat[i:i + 256].to(DEVICE)).cpu() for i in range(0, len(lat), 256)])
     scale = float(1.0 / lat.std())
-    mae = float(((rec - x_all).abs().mean()) * 127.5)
-    np.save(os.path.join(args.work, "latents.npy"), lat.numpy())
+    mae = float(((rec - x_all.cpu()).abs().mean()) * 127.5)
+    np.save(os.path.join(work, "latents.npy"), lat.numpy())
     json.dump({"scaling_factor": scale, "reconstruction_mae_255": mae, "iterations": it},
-              open(os.path.join(args.work, "ae.json"), "w"))
-    log(args.work, f"ae done: {it} its, scaling_factor {scale:.4f}, reconstruction MAE {mae:.2f}/255")
+              open(os.path.join(work, "ae.json"), "w"))
+    log(work, f"ae done: {it} its, scaling_factor {scale:.4f}, reconstruction MAE {mae:.2f}/255")
 
 
 def train_decoder(args):
@@ -108,21 +124,23 @@ def train_decoder(args):
     lat = torch.from_numpy(np.load(os.path.join(args.work, "latents.npy")))
     scale = json.load(open(os.path.join(args.work, "ae.json")))["scaling_factor"]
     ae = models.AutoencoderKL().to(DEVICE)
-    ae.load_state_dict(torch.load(os.path.join(args.work, "ae.pt"))["model"])
+    ae.load_state_dict(torch.load(os.path.join(args.work, "ae.pt"), map_location=DEVICE)["model"])
     ck = os.path.join(args.work, "decoder_ft.pt")
     opt = torch.optim.AdamW(ae.decoder.parameters(), lr=2e-4, weight_decay=0.0)
     it = 0
     if os.path.exists(ck):
-        s = torch.load(ck)
-        ae.decoder.load_state_dict(s["decoder"]), opt.load_state_dict(s["opt"])
+        s = torch.load(ck, map_location=DEVICE)
+        ae.decoder.load_state_dict(s["decoder"])
+        if s.get("opt"):
+            opt.load_state_dict(s["opt"])
         it = s["it"]
     g = torch.Generator().manual_seed(SEED + 7 + it)
-    start = time.time()
+    start, batch = time.time(), args.batch or 32
     while time.time() - start < args.minutes * 60:
-        idx = torch.randint(0, len(x_all), (32,), generator=g)
+        idx = torch.randint(0, len(x_all), (batch,), generator=g)
         z = lat[idx]
         # noise of up to 0.3 in the UNet's (scaled) latent units
-        sigma = torch.rand((32, 1, 1, 1), generator=g) * 0.3 / scale
+        sigma = torch.rand((batch, 1, 1, 1), generator=g) * 0.3 / scale
         z = z + sigma * torch.randn(z.shape, generator=g)
         x = x_all[idx]
         rec = ae.decoder(z.to(DEVICE))
@@ -147,7 +165,7 @@ def train_unet(args):
     d, vocab = load_data(args.data)
     lat = torch.from_numpy(np.load(os.path.join(args.work, "latents.npy")))
     scale = json.load(open(os.path.join(args.work, "ae.json")))["scaling_factor"]
-    lat = lat * scale
+    lat = (lat * scale).to(DEVICE)
     ids_all = torch.from_numpy(tokenize(list(d["captions"]), vocab))
     empty = torch.from_numpy(tokenize([""], vocab))[0]
     torch.manual_seed(SEED)
@@ -155,12 +173,14 @@ def train_unet(args):
     text = models.CLIPTextModel(dict(models.TEXT_CONFIG, vocab_size=len(vocab))).to(DEVICE)
     params = list(unet.parameters()) + list(text.parameters())
     ema = [p.detach().clone() for p in params]
-    opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.01)
+    opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.01, **({"fused": True} if DEVICE == "cuda" else {}))
     ck = os.path.join(args.work, "unet.pt")
     it, spent = 0, 0.0
     if os.path.exists(ck):
-        s = torch.load(ck)
-        unet.load_state_dict(s["unet"]), text.load_state_dict(s["text"]), opt.load_state_dict(s["opt"])
+        s = torch.load(ck, map_location=DEVICE)
+        unet.load_state_dict(s["unet"]), text.load_state_dict(s["text"])
+        if s.get("opt"):
+            opt.load_state_dict(s["opt"])
         ema = s["ema"]
         it, spent = s["it"], s.get("seconds", 0.0)
         log(args.work, f"unet: resumed at {it} ({spent / 60:.1f} min)")
@@ -172,13 +192,14 @@ def train_unet(args):
         save_atomic({"unet": unet.state_dict(), "text": text.state_dict(), "opt": opt.state_dict(), "ema": ema,
                      "it": it, "seconds": spent + time.time() - start, "vocab_size": len(vocab)}, ck)
 
+    batch = args.batch or 32
     while time.time() - start < args.minutes * 60 and it < args.max_iters:
-        idx = torch.randint(0, len(lat), (args.batch,), generator=g)
-        x0 = lat[idx].to(DEVICE)
+        idx = torch.randint(0, len(lat), (batch,), generator=g)
+        x0 = lat[idx.to(DEVICE)]
         ids = ids_all[idx].clone()
-        drop = torch.rand(args.batch, generator=g) < 0.1
+        drop = torch.rand(batch, generator=g) < 0.1
         ids[drop] = empty
-        t = torch.randint(0, BETAS["num_train_timesteps"], (args.batch,), generator=g).to(DEVICE)
+        t = torch.randint(0, BETAS["num_train_timesteps"], (batch,), generator=g).to(DEVICE)
         noise = torch.randn(x0.shape, generator=g).to(DEVICE)
         a = ac[t].sqrt()[:, None, None, None]
         s = (1 - ac[t]).sqrt()[:, None, None, None]
@@ -196,10 +217,10 @@ def train_unet(args):
         it += 1
         decay = min(args.ema, (1 + it) / (10 + it))
         with torch.no_grad():
-            for e, p in zip(ema, params):
-                e.mul_(decay).add_(p.detach(), alpha=1 - decay)
-        avg = loss.item() if avg is None else 0.98 * avg + 0.02 * loss.item()
-        if it % 25 == 0:
+            torch._foreach_mul_(ema, decay)
+            torch._foreach_add_(ema, [p.detach() for p in params], alpha=1 - decay)
+        if it % (250 if DEVICE == "cuda" else 25) == 0:  # reading the loss waits for the GPU
+            avg = loss.item() if avg is None else 0.6 * avg + 0.4 * loss.item()
             el = spent + time.time() - start
             log(args.work, f"unet it {it} loss {avg:.4f} lr {lr:.2e} {el / 60:.1f} min")
         if time.time() - last_save > 300:
@@ -223,7 +244,7 @@ def train_classifier(args):
     g = torch.Generator().manual_seed(SEED)
     start, it = time.time(), 0
     while time.time() - start < args.minutes * 60:
-        idx = torch.randint(0, len(xtr), (64,), generator=g)
+        idx = torch.randint(0, len(xtr), (args.batch or 64,), generator=g)
         x = xtr[idx]
         # light augmentation: small shifts, so generated images slightly off-centre still classify
         dx, dy = [int(v) for v in torch.randint(-3, 4, (2,), generator=g)]
@@ -243,14 +264,72 @@ def train_classifier(args):
     log(args.work, f"classifier done: {it} its, held-out accuracy {acc:.3f}")
 
 
+# ------------------------------------------------------------------ moving a run between machines
+def pack(args):
+    """Every stage's final weights (the UNet's and text encoder's EMA) as numpy arrays in one file."""
+    w, arrays, meta = args.work, {}, {"device": torch.cuda.get_device_name() if DEVICE == "cuda" else "cpu"}
+    ae = torch.load(os.path.join(w, "ae.pt"), map_location="cpu")
+    arrays.update({f"ae/{k}": v.numpy() for k, v in ae["model"].items()})
+    meta["ae"] = dict(json.load(open(os.path.join(w, "ae.json"))), iterations=ae["it"])
+    if os.path.exists(os.path.join(w, "decoder_ft.pt")):
+        dec = torch.load(os.path.join(w, "decoder_ft.pt"), map_location="cpu")
+        arrays.update({f"decoder/{k}": v.numpy() for k, v in dec["decoder"].items()})
+        meta["decoder_iterations"] = dec["it"]
+    s = torch.load(os.path.join(w, "unet.pt"), map_location="cpu")
+    unet = models.UNet2DConditionModel()
+    text = models.CLIPTextModel(dict(models.TEXT_CONFIG, vocab_size=s["vocab_size"]))
+    unet.load_state_dict(s["unet"]), text.load_state_dict(s["text"])
+    with torch.no_grad():
+        for p, e in zip(list(unet.parameters()) + list(text.parameters()), s["ema"]):
+            p.copy_(e)
+    arrays.update({f"unet/{k}": v.numpy() for k, v in unet.state_dict().items()})
+    arrays.update({f"text/{k}": v.numpy() for k, v in text.state_dict().items()})
+    meta.update(unet_iterations=s["it"], unet_seconds=s.get("seconds", 0.0), vocab_size=s["vocab_size"])
+    if os.path.exists(os.path.join(w, "classifier.pt")):
+        c = torch.load(os.path.join(w, "classifier.pt"), map_location="cpu")
+        arrays.update({f"classifier/{k}": v.numpy() for k, v in c["model"].items()})
+        meta["classifier"] = {"iterations": c["it"], "heldout_accuracy": c["heldout_accuracy"]}
+    np.savez(os.path.join(w, "weights.npz.tmp.npz"), meta=np.array(json.dumps(meta)), **arrays)
+    os.replace(os.path.join(w, "weights.npz.tmp.npz"), os.path.join(w, "weights.npz"))
+    log(w, f"packed {len(arrays)} arrays: {json.dumps(meta)}")
+
+
+def unpack(args):
+    """Rebuilds the stages' files from weights.npz (no optimizer state), and the dataset's latents."""
+    w = args.work
+    z = np.load(os.path.join(w, "weights.npz"))
+    meta = json.loads(str(z["meta"]))
+
+    def part(prefix):
+        return {k[len(prefix) + 1:]: torch.from_numpy(z[k]) for k in z.files if k.startswith(prefix + "/")}
+
+    save_atomic({"model": part("ae"), "it": meta["ae"]["iterations"]}, os.path.join(w, "ae.pt"))
+    if "decoder_iterations" in meta:
+        save_atomic({"decoder": part("decoder"), "it": meta["decoder_iterations"]}, os.path.join(w, "decoder_ft.pt"))
+    unet = models.UNet2DConditionModel()
+    text = models.CLIPTextModel(dict(models.TEXT_CONFIG, vocab_size=meta["vocab_size"]))
+    unet.load_state_dict(part("unet")), text.load_state_dict(part("text"))
+    ema = [p.detach().clone() for p in list(unet.parameters()) + list(text.parameters())]
+    save_atomic({"unet": unet.state_dict(), "text": text.state_dict(), "ema": ema, "it": meta["unet_iterations"],
+                 "seconds": meta["unet_seconds"], "vocab_size": meta["vocab_size"]}, os.path.join(w, "unet.pt"))
+    if "classifier" in meta:
+        save_atomic({"model": part("classifier"), "it": meta["classifier"]["iterations"],
+                     "heldout_accuracy": meta["classifier"]["heldout_accuracy"]}, os.path.join(w, "classifier.pt"))
+    ae = models.AutoencoderKL()
+    ae.load_state_dict(part("ae"))
+    d, _ = load_data(args.data)
+    encode_dataset(w, ae, images_tensor(d), meta["ae"]["iterations"])
+    log(w, f"unpacked: {json.dumps(meta)}")
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("stage", choices=["ae", "decoder", "unet", "classifier"])
+    ap.add_argument("stage", choices=["ae", "decoder", "unet", "classifier", "pack", "unpack"])
     ap.add_argument("--data", default="/work/data")
     ap.add_argument("--work", default="/work/data/run")
     ap.add_argument("--minutes", type=float, default=60)
     ap.add_argument("--max-iters", type=int, default=10**9)
-    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--batch", type=int, default=None, help="default 32 (classifier 64)")
     ap.add_argument("--lr", type=float, default=3e-4)
     ap.add_argument("--ema", type=float, default=0.999)
     ap.add_argument("--threads", type=int, default=2)
@@ -258,7 +337,9 @@ def main():
     os.makedirs(args.work, exist_ok=True)
     torch.set_num_threads(args.threads)
     torch.manual_seed(SEED)
-    {"ae": train_ae, "decoder": train_decoder, "unet": train_unet, "classifier": train_classifier}[args.stage](args)
+    stages = {"ae": train_ae, "decoder": train_decoder, "unet": train_unet, "classifier": train_classifier,
+              "pack": pack, "unpack": unpack}
+    stages[args.stage](args)
 
 
 if __name__ == "__main__":
