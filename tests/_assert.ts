@@ -36,3 +36,19 @@ export function assertThrows(fn: () => unknown, includes: string): Error {
   }
   throw new Error(`expected an error including ${JSON.stringify(includes)}, nothing was thrown`);
 }
+
+/** Awaits `fn()` and checks that it rejects with an Error whose message includes `includes`. */
+export async function assertRejects(fn: () => Promise<unknown>, includes = ""): Promise<Error> {
+  try {
+    await fn();
+  } catch (e) {
+    if (!(e instanceof Error)) throw new Error(`rejected with a non-Error: ${String(e)}`);
+    if (!e.message.includes(includes)) {
+      throw new Error(
+        `expected a rejection including ${JSON.stringify(includes)}, got: ${e.message}`,
+      );
+    }
+    return e;
+  }
+  throw new Error(`expected a rejection including ${JSON.stringify(includes)}, it resolved`);
+}

@@ -13,7 +13,7 @@
  */
 import type { Schedule } from "../cache/schedule.ts";
 import { scheduleId } from "../cache/schedule.ts";
-import { BACKEND_CHOICES, type BackendChoice } from "../runtime/backend.ts";
+import { BACKEND_CHOICES, type BackendChoice, resolveBackend } from "../runtime/backend.ts";
 import type {
   GenerateOptions,
   GenerateRequest,
@@ -26,6 +26,7 @@ import type {
 } from "../server/generator.ts";
 import { readModelFolder } from "../model/folder.ts";
 import { Pipeline } from "./pipeline.ts";
+import { loadFastestPipeline } from "./fastest.ts";
 import { DEFAULTS } from "./request.ts";
 
 /** The model listed first (the service's default) when its folder is present. */
@@ -272,8 +273,10 @@ export async function modelFolders(modelsDir: string): Promise<string[]> {
 /**
  * Loads every model of `modelsDir` on `backend` (`auto`, `wasm` or `webgpu`) as the service's
  * generator, with each model's schedules from `<schedulesRoot>/<model name>/` (default: the
- * repository's `schedules/`). Predictions are `Infinity` until {@link PipelineGenerator.warmUp}
- * (or a first generation) has measured the host.
+ * repository's `schedules/`). With `auto` on a host with a hardware WebGPU adapter, each model
+ * goes to whichever of WebGPU and wasm generates faster ({@link loadFastestPipeline}).
+ * Predictions are `Infinity` until {@link PipelineGenerator.warmUp} (or a first generation) has
+ * measured the host.
  */
 export async function loadGenerator(
   modelsDir: string,
@@ -287,13 +290,16 @@ export async function loadGenerator(
     );
   }
   const pipelines: Pipeline[] = [];
+  const race = backend === "auto" && (await resolveBackend("auto", log)).backend === "webgpu";
   try {
     for (const dir of await modelFolders(modelsDir)) {
       const schedulesDir = schedulesRoot === undefined
         ? undefined
         : `${schedulesRoot}/${(await readModelFolder(dir)).name}`;
       pipelines.push(
-        await Pipeline.load(dir, { backend: backend as BackendChoice, log, schedulesDir }),
+        race
+          ? (await loadFastestPipeline(dir, ["webgpu", "wasm"], { log, schedulesDir })).pipeline
+          : await Pipeline.load(dir, { backend: backend as BackendChoice, log, schedulesDir }),
       );
     }
     return new PipelineGenerator(pipelines);
