@@ -80,9 +80,19 @@ function request(prompt: string, seed: number, solver: SolverName, v: Variant): 
 }
 
 /** The uncached fewer-step points of the speed-quality curve. */
-function curveSteps(steps: number, _solver: SolverName): Variant[] {
+function curveSteps(steps: number): Variant[] {
   const counts = [...new Set([0.4, 0.5, 0.65, 0.8].map((f) => Math.round(steps * f)))];
   return counts.map((n) => ({ label: `steps-${n}`, steps: n, cache: "none", schedule: null }));
+}
+
+/** Every shipped schedule of a configuration (with its scale-shift when shipped), as variants. */
+function scheduleVariants(p: Pipeline, solver: SolverName, steps: number): Variant[] {
+  return p.schedules.for(solver, steps).map((s) => ({
+    label: s.name,
+    steps,
+    cache: s.name,
+    schedule: s.name,
+  }));
 }
 
 /** Median UNet and end-to-end time per image (batch of one, guided), interleaved over variants. */
@@ -270,16 +280,11 @@ export async function runCachingBench(args: string[]): Promise<CachingRow[]> {
     };
     const variants = [full, fewer, cache, cacheSs];
     const timing = await measured(`${config}/table`, solver, variants);
+    const sched = scheduleVariants(p, solver, steps);
+    const fewerList = curveSteps(steps);
+    const curveVariants = [full, ...sched, ...fewerList];
     if (timingOnly) {
-      const others = p.schedules.for(solver, steps).map((s) => ({
-        label: s.name,
-        steps,
-        cache: s.name,
-        schedule: s.name,
-      }));
-      if (config === curveConfig) {
-        await measured(`${config}/curve`, solver, [full, ...others, ...curveSteps(steps, solver)]);
-      }
+      if (config === curveConfig) await measured(`${config}/curve`, solver, curveVariants);
       console.log(
         `${config}: timed; fewer steps at the cached latency: ${fewerSteps}; ` +
           [...timing].map(([k, t]) => `${k} ${t.unet.toFixed(0)} ms`).join(", "),
@@ -314,16 +319,7 @@ export async function runCachingBench(args: string[]): Promise<CachingRow[]> {
     await Deno.remove(plain);
 
     if (config === curveConfig) {
-      // every shipped schedule of this config (with its scale-shift when shipped), and step counts
-      const others = p.schedules.for(solver, steps);
-      const sched: Variant[] = others.map((s) => ({
-        label: s.name,
-        steps,
-        cache: s.name,
-        schedule: s.name,
-      }));
-      const fewerList = curveSteps(steps, solver);
-      const ct = await measured(`${config}/curve`, solver, [full, ...sched, ...fewerList]);
+      const ct = await measured(`${config}/curve`, solver, curveVariants);
       const point = async (v: Variant) => {
         const images = await generateSet(p, prompts, solver, v, batch);
         const row = await rowFor(solver, steps, "curve", v, ct, images, fullImages);
@@ -394,16 +390,8 @@ export async function runCachingBench(args: string[]): Promise<CachingRow[]> {
       serializeSchedule(s),
     );
   }
-  if (timingOnly) {
-    await writeFileAtomic(
-      `${outDir}/${flags.name ?? "caching_timing"}.json`,
-      JSON.stringify(timingStore, null, 1) + "\n",
-    );
-    await evaluator.release();
-    await p.release();
-    return rows;
-  }
-  const result = {
+  // the timing phase writes its timings; the quality phase its rows
+  const result = timingOnly ? timingStore : {
     machine: machineDescription(),
     backend: "wasm",
     model: p.model.name,
@@ -413,7 +401,7 @@ export async function runCachingBench(args: string[]): Promise<CachingRow[]> {
     rows,
   };
   await writeFileAtomic(
-    `${outDir}/${flags.name ?? "caching"}.json`,
+    `${outDir}/${flags.name ?? (timingOnly ? "caching_timing" : "caching")}.json`,
     JSON.stringify(result, null, 1) + "\n",
   );
   await evaluator.release();

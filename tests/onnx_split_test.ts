@@ -2,7 +2,7 @@ import { assert, assertEquals } from "./_assert.ts";
 import { DataType, decodeModel, encodeModel, type Graph, type Model } from "../lib/onnx/model.ts";
 import { DEFAULT_BLOCK_PATTERN, splitModel } from "../lib/onnx/split.ts";
 import { blockOfName, partitionGraph, scopeOf } from "../lib/onnx/partition.ts";
-import { sha256OfFile } from "../lib/onnx/write.ts";
+import { sha256File } from "../lib/io/hash.ts";
 import { isExternal } from "../lib/onnx/tensor.ts";
 import { validatePlan } from "../lib/unet/plan.ts";
 
@@ -73,7 +73,7 @@ Deno.test("the fixture splits into glue, block, …, glue with residual outputs 
     assertEquals(plan.mode, "residual");
     assertEquals(plan.precision, "fp32");
     assertEquals(plan.source.file, "tiny_unet.onnx");
-    assertEquals(plan.source.sha256, await sha256OfFile(FIXTURE));
+    assertEquals(plan.source.sha256, await sha256File(FIXTURE));
     assertEquals(plan.inputs.map((i) => [i.name, i.dtype, i.shape]), [
       ["sample", "float32", ["batch", 4, 8, 8]],
       ["timestep", "int64", [1]],
@@ -87,7 +87,7 @@ Deno.test("the fixture splits into glue, block, …, glue with residual outputs 
       [...plan.segments.map((s) => s.file), "plan.json"].sort(),
     );
     for (const s of plan.segments) {
-      assertEquals(await sha256OfFile(`${out}/${s.file}`), s.sha256, s.file);
+      assertEquals(await sha256File(`${out}/${s.file}`), s.sha256, s.file);
     }
 
     const produced = new Set(plan.inputs.map((i) => i.name));
@@ -168,7 +168,7 @@ Deno.test("segments over the size threshold keep their weights in a .weights fil
     for (const s of withWeights) {
       const [x] = s.externalData!;
       assertEquals(x.file, s.file.replace(".onnx", ".weights"));
-      assertEquals(await sha256OfFile(`${out}/${x.file}`), x.sha256);
+      assertEquals(await sha256File(`${out}/${x.file}`), x.sha256);
       const m = decodeModel(await Deno.readFile(`${out}/${s.file}`));
       const ext = m.graph.initializer.filter(isExternal);
       assert(ext.length > 0);

@@ -67,8 +67,6 @@ export class JobsFileError extends Error {
 
 /** Name of the index file in each output folder. */
 export const INDEX_FILE = "index.json";
-/** Prefix of temporary files (left only by a crash; removed at the next run). */
-
 const MAX_PROMPTS = 100;
 const MAX_PROMPT_CHARS = 1000;
 

@@ -27,7 +27,8 @@ import {
 } from "./partition.ts";
 import { type Precision, quantizeModel } from "./quantize.ts";
 import { dataTypeName, isExternal } from "./tensor.ts";
-import { sha256OfFile, writeChunks, writeModelFile } from "./write.ts";
+import { sha256File } from "../io/hash.ts";
+import { writeChunks, writeModelFile } from "./write.ts";
 
 export { DEFAULT_BLOCK_PATTERN, SplitError };
 
@@ -274,7 +275,7 @@ export async function splitModel(modelPath: string, opts: SplitOptions): Promise
     const gi = new Set(model.graph.initializer.map((t) => t.name));
     const plan: Plan = {
       format: "blockcache-plan/1",
-      source: { file: basename(modelPath), sha256: await sha256OfFile(modelPath) },
+      source: { file: basename(modelPath), sha256: await sha256File(modelPath) },
       mode,
       precision,
       blockPattern: patternSource,

@@ -44,8 +44,6 @@ export async function writeChunks(
   return { file: path.split("/").pop()!, sha256: hash.digest("hex"), bytes };
 }
 
-export { sha256File as sha256OfFile } from "../io/hash.ts";
-
 /** Options of {@link writeModelFile}. */
 export interface WriteModelOptions {
   /** Inline weights above this many bytes go to `<name>.weights` beside the model. */

@@ -62,6 +62,20 @@ def tokenize(captions, vocab):
     return ids
 
 
+def resume(ck, opt, **modules):
+    """Loads a stage's checkpoint `ck` into `modules` (checkpoint key -> module) and `opt` (when it
+    holds optimizer state: after `unpack` it does not, and the optimizer starts afresh); returns
+    the checkpoint, or None when there is none yet."""
+    if not os.path.exists(ck):
+        return None
+    s = torch.load(ck, map_location=DEVICE)
+    for key, module in modules.items():
+        module.load_state_dict(s[key])
+    if s.get("opt"):
+        opt.load_state_dict(s["opt"])
+    return s
+
+
 def images_tensor(d):
     return torch.from_numpy(d["images"]).permute(0, 3, 1, 2).float() / 127.5 - 1.0
 
@@ -73,13 +87,9 @@ def train_ae(args):
     ae = models.AutoencoderKL().to(DEVICE)
     opt = torch.optim.AdamW(ae.parameters(), lr=1e-3, weight_decay=0.0)
     ck = os.path.join(args.work, "ae.pt")
-    it = 0
-    if os.path.exists(ck):
-        s = torch.load(ck, map_location=DEVICE)
-        ae.load_state_dict(s["model"])
-        if s.get("opt"):  # absent after unpack: the optimizer starts afresh
-            opt.load_state_dict(s["opt"])
-        it = s["it"]
+    s = resume(ck, opt, model=ae)
+    it = s["it"] if s else 0
+    if s:
         log(args.work, f"ae: resumed at {it}")
     g = torch.Generator().manual_seed(SEED + it)
     start = time.time()
@@ -127,13 +137,8 @@ def train_decoder(args):
     ae.load_state_dict(torch.load(os.path.join(args.work, "ae.pt"), map_location=DEVICE)["model"])
     ck = os.path.join(args.work, "decoder_ft.pt")
     opt = torch.optim.AdamW(ae.decoder.parameters(), lr=2e-4, weight_decay=0.0)
-    it = 0
-    if os.path.exists(ck):
-        s = torch.load(ck, map_location=DEVICE)
-        ae.decoder.load_state_dict(s["decoder"])
-        if s.get("opt"):
-            opt.load_state_dict(s["opt"])
-        it = s["it"]
+    s = resume(ck, opt, decoder=ae.decoder)
+    it = s["it"] if s else 0
     g = torch.Generator().manual_seed(SEED + 7 + it)
     start, batch = time.time(), args.batch or 32
     while time.time() - start < args.minutes * 60:
@@ -142,9 +147,9 @@ def train_decoder(args):
         # noise of up to 0.3 in the UNet's (scaled) latent units
         sigma = torch.rand((batch, 1, 1, 1), generator=g) * 0.3 / scale
         z = z + sigma * torch.randn(z.shape, generator=g)
-        x = x_all[idx]
+        x = x_all[idx].to(DEVICE)
         rec = ae.decoder(z.to(DEVICE))
-        loss = (rec - x.to(DEVICE)).abs().mean() + 0.5 * F.mse_loss(rec, x.to(DEVICE))
+        loss = (rec - x).abs().mean() + 0.5 * F.mse_loss(rec, x)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -176,11 +181,8 @@ def train_unet(args):
     opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.01, **({"fused": True} if DEVICE == "cuda" else {}))
     ck = os.path.join(args.work, "unet.pt")
     it, spent = 0, 0.0
-    if os.path.exists(ck):
-        s = torch.load(ck, map_location=DEVICE)
-        unet.load_state_dict(s["unet"]), text.load_state_dict(s["text"])
-        if s.get("opt"):
-            opt.load_state_dict(s["opt"])
+    s = resume(ck, opt, unet=unet, text=text)
+    if s:
         ema = s["ema"]
         it, spent = s["it"], s.get("seconds", 0.0)
         log(args.work, f"unet: resumed at {it} ({spent / 60:.1f} min)")
