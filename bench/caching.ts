@@ -1,7 +1,8 @@
 /**
  * The paper's Table 1 on our model: for each solver and step count, the uncached full-step run,
- * the uncached run with fewer steps at the cached run's latency, block caching, and block caching
- * with scale-shift; quality (FD/KID in the evaluation network's feature space against real
+ * the uncached run with fewer steps at the cached run's latency, block caching, block caching
+ * with the paper's scale-shift (fitted here on the calibration set), and with the shipped
+ * scale-shift that also weighs each block's previous computed value (history form); quality (FD/KID in the evaluation network's feature space against real
  * images, category accuracy, PSNR/SSIM against the full-step image of the same seed) and speed
  * (UNet time and end-to-end images per second, measured interleaved in one run). Also a
  * speed-quality curve over the shipped schedules and step counts, as SVG.
@@ -13,7 +14,13 @@
  *
  * @module
  */
-import { type Schedule, scheduleFileName, serializeSchedule } from "../lib/cache/schedule.ts";
+import { defaultCalibrationPrompts, fitScaleShift } from "../lib/cache/calibrate.ts";
+import {
+  type ScaleShiftTable,
+  type Schedule,
+  scheduleFileName,
+  serializeSchedule,
+} from "../lib/cache/schedule.ts";
 import { writeFileAtomic } from "../lib/io/atomic.ts";
 import { Evaluator, type QualityScore } from "../lib/eval/evaluator.ts";
 import { speedQualitySvg } from "../lib/image/plots.ts";
@@ -29,7 +36,8 @@ import { machineDescription } from "./machine.ts";
 export interface CachingRow {
   solver: SolverName;
   steps: number;
-  variant: "full" | "fewer_steps" | "cache" | "cache_ss" | "curve";
+  /** `cache_ss`: the paper's scale-shift; `cache_ss_history`: with the history term (shipped). */
+  variant: "full" | "fewer_steps" | "cache" | "cache_ss" | "cache_ss_history" | "curve";
   /** Steps actually run (fewer for `fewer_steps`). */
   steps_run: number;
   schedule: string | null;
@@ -58,10 +66,10 @@ interface Variant {
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
-/** Writes a copy of a schedule without its scale-shift table (the "cache" variant) to a temp file. */
-async function withoutScaleShift(s: Schedule): Promise<string> {
-  const copy: Schedule = { ...s, scaleShift: undefined };
-  delete copy.scaleShift;
+/** Writes a copy of a schedule with another scale-shift table (or none) to a temp file. */
+async function withScaleShift(s: Schedule, table?: ScaleShiftTable): Promise<string> {
+  const copy: Schedule = { ...s, scaleShift: table };
+  if (!table) delete copy.scaleShift;
   const path = await Deno.makeTempFile({ suffix: ".json" });
   await Deno.writeTextFile(path, serializeSchedule(copy));
   return path;
@@ -259,11 +267,26 @@ export async function runCachingBench(args: string[]): Promise<CachingRow[]> {
       console.log(`${config}: no shipped schedule, skipped (run deno task calibrate first)`);
       continue;
     }
-    const plain = await withoutScaleShift(recommended);
+    const plain = await withScaleShift(recommended);
+    // the paper's form, fitted as `deno task calibrate --scale-shift-form paper` would
+    const paperFit = await fitScaleShift(p, recommended, {
+      prompts: await defaultCalibrationPrompts(modelDir),
+      seeds: [0, 1],
+      solver,
+      steps,
+      guidanceScale: 4,
+    }, "paper");
+    const paper = await withScaleShift(recommended, paperFit.table);
     const full: Variant = { label: "full", steps, cache: "none", schedule: null };
     const cache: Variant = { label: "cache", steps, cache: plain, schedule: recommended.name };
     const cacheSs: Variant = {
       label: "cache_ss",
+      steps,
+      cache: paper,
+      schedule: `${recommended.name}+paper-ss`,
+    };
+    const cacheSsHistory: Variant = {
+      label: "cache_ss_history",
       steps,
       cache: recommended.name,
       schedule: `${recommended.name}+ss`,
@@ -278,7 +301,7 @@ export async function runCachingBench(args: string[]): Promise<CachingRow[]> {
       cache: "none",
       schedule: null,
     };
-    const variants = [full, fewer, cache, cacheSs];
+    const variants = [full, fewer, cache, cacheSs, cacheSsHistory];
     const timing = await measured(`${config}/table`, solver, variants);
     const sched = scheduleVariants(p, solver, steps);
     const fewerList = curveSteps(steps);
@@ -289,7 +312,7 @@ export async function runCachingBench(args: string[]): Promise<CachingRow[]> {
         `${config}: timed; fewer steps at the cached latency: ${fewerSteps}; ` +
           [...timing].map(([k, t]) => `${k} ${t.unet.toFixed(0)} ms`).join(", "),
       );
-      await Deno.remove(plain);
+      for (const f of [plain, paper]) await Deno.remove(f);
       continue;
     }
     const fullImages = await generateSet(p, prompts, solver, full, batch);
@@ -306,7 +329,7 @@ export async function runCachingBench(args: string[]): Promise<CachingRow[]> {
       );
       rows.push(row);
       console.log(
-        `${config} ${v.label.padEnd(11)} steps ${String(v.steps).padStart(2)} speedup ${
+        `${config} ${v.label.padEnd(16)} steps ${String(v.steps).padStart(2)} speedup ${
           row.speedup.toFixed(2)
         }x ` +
           `UNet ${row.unet_ms.toFixed(0)} ms  FD ${row.fd.toFixed(2)} KID ${
@@ -316,7 +339,7 @@ export async function runCachingBench(args: string[]): Promise<CachingRow[]> {
           }%`,
       );
     }
-    await Deno.remove(plain);
+    for (const f of [plain, paper]) await Deno.remove(f);
 
     if (config === curveConfig) {
       const ct = await measured(`${config}/curve`, solver, curveVariants);
@@ -336,12 +359,12 @@ export async function runCachingBench(args: string[]): Promise<CachingRow[]> {
       )!;
       curves.push(
         {
-          name: "block caching (Eq. 7, + scale-shift)",
+          name: "block caching (Eq. 7, + scale-shift with history)",
           points: auto.sort((a, b) => a.x - b.x),
           line: true,
         },
         {
-          name: "uniform (every N steps)",
+          name: "uniform (every N steps, + scale-shift with history)",
           points: uniform.sort((a, b) => a.x - b.x),
           line: true,
           dashed: true,

@@ -28,10 +28,17 @@ Deno.test("calibration: change curves have one row per block, step 0 = 1, finite
 Deno.test("calibration: scale-shift is fitted exactly at reuse steps and lowers the error", async () => {
   const blocks = pipeline.unet.blocks;
   const s = makeSchedule("emoji-ldm", "ddim", 4, blocks, "residual", { every: 2 });
-  const fit = await fitScaleShift(pipeline, s, SET);
-  for (const b of blocks) assertEquals(Object.keys(fit.table[b]).sort(), ["1", "3"]);
-  assert(fit.mseAfter <= fit.mseBefore, `${fit.mseAfter} > ${fit.mseBefore}`);
-  validateSchedule({ ...s, scaleShift: fit.table }); // the table is a valid schedule field
+  for (const form of ["paper", "history"] as const) {
+    const fit = await fitScaleShift(pipeline, s, SET, form);
+    for (const b of blocks) {
+      assertEquals(Object.keys(fit.table[b]).sort(), ["1", "3"]);
+      // step 1 follows one computation (step 0); step 3 follows two (0 and 2)
+      assertEquals(fit.table[b]["1"].previous, undefined);
+      assertEquals(fit.table[b]["3"].previous !== undefined, form === "history");
+    }
+    assert(fit.mseAfter <= fit.mseBefore, `${form}: ${fit.mseAfter} > ${fit.mseBefore}`);
+    validateSchedule({ ...s, scaleShift: fit.table }); // the table is a valid schedule field
+  }
 });
 
 Deno.test("calibration: Eq. 7 schedules from measured curves skip more as delta grows", async () => {

@@ -127,3 +127,46 @@ Deno.test("two caches interleaved step by step do not share state", async () => 
   a.dispose();
   b.dispose();
 });
+
+Deno.test("history form: scale 0, previous 1 reuses the value from the computation before", async () => {
+  const channelsOf = (k: number) => {
+    const c = engine.plan.segments.filter((s) => s.kind === "block")[k].outputs[0].shape[1];
+    return typeof c === "number" ? c : 0;
+  };
+  // computed at steps 0 and 1, reused at 2: the reused value is the step-0 residual
+  const recompute = [0, 1, 2].map((i) => BLOCKS.map(() => i < 2));
+  const table = Object.fromEntries(BLOCKS.map((b, k) => {
+    const c = channelsOf(k);
+    return [b, {
+      "2": {
+        scale: new Array(c).fill(0),
+        shift: new Array(c).fill(0),
+        previous: new Array(c).fill(1),
+      },
+    }];
+  }));
+  const cache = new BlockCache(schedule(recompute, { scaleShift: table }), BLOCKS);
+  const withHistory = await runSteps(cache, 3);
+  const historyBytes = cache.stats.peakBytes;
+  cache.dispose();
+  // reference: a policy that keeps every step's residuals and reuses step 0's at step 2
+  const kept: Map<number, Tensor>[] = [new Map(), new Map(), new Map()];
+  let step = 0;
+  const policy = {
+    reuse: (_b: string, k: number) => step === 2 ? kept[0].get(k) : undefined,
+    store: (_b: string, k: number, v: Tensor) => void kept[step].set(k, v),
+  };
+  let ref: Float32Array = new Float32Array();
+  for (; step < 3; step++) {
+    ref = await toFloat32(
+      (await engine.run(feeds(10 + step, 900 - 100 * step), { policy })).out_sample,
+    );
+  }
+  for (const m of kept) for (const t of m.values()) t.dispose();
+  for (let i = 0; i < ref.length; i++) assert(Math.abs(ref[i] - withHistory[2][i]) < 1e-6);
+  // the history form holds two values per block, the paper's form one
+  const plain = new BlockCache(schedule(recompute), BLOCKS);
+  await runSteps(plain, 3);
+  assertEquals(historyBytes, 2 * plain.stats.peakBytes);
+  plain.dispose();
+});

@@ -205,14 +205,126 @@ Deno.test("add rejects mismatched shapes", () => {
 Deno.test("applyScaleShift applies per channel across the batch", () => {
   // N=2, C=2, HW=2
   const x = new Float32Array([1, 2, 3, 4, 5, 6, 7, 8]);
-  const y = applyScaleShift(x, [2, 2, 1, 2], [2, -1], [0.5, 10]);
+  const y = applyScaleShift(x, [2, 2, 1, 2], { scale: [2, -1], shift: [0.5, 10] });
   assertEquals(Array.from(y), [2.5, 4.5, 7, 6, 10.5, 12.5, 3, 2]);
   assertEquals(Array.from(x), [1, 2, 3, 4, 5, 6, 7, 8]); // untouched
-  applyScaleShift(x, [2, 2, 2], [2, -1], [0.5, 10], x); // in place
+  applyScaleShift(x, [2, 2, 2], { scale: [2, -1], shift: [0.5, 10] }, x); // in place
   assertEquals(Array.from(x), Array.from(y));
-  const h = applyScaleShift(new Float16Array([1, 2]), [1, 2], [3, 4], [0, 0]);
+  const h = applyScaleShift(new Float16Array([1, 2]), [1, 2], { scale: [3, 4], shift: [0, 0] });
   assert(h instanceof Float16Array);
   assertEquals(Array.from(h), [3, 8]);
-  assertThrows(() => applyScaleShift(x, [2, 2, 2], [1], [0, 0]), "scale has 1");
-  assertThrows(() => applyScaleShift(x, [2, 3, 2], [1, 1, 1], [0, 0, 0]), "do not match");
+  assertThrows(() => applyScaleShift(x, [2, 2, 2], { scale: [1], shift: [0, 0] }), "scale has 1");
+  assertThrows(
+    () => applyScaleShift(x, [2, 3, 2], { scale: [1, 1, 1], shift: [0, 0, 0] }),
+    "do not match",
+  );
+});
+
+/** History-form data: r as in {@link pairs}, p = r − drift, f = a·r + g·p + b + noise. */
+function historyTriples(seed: number, dims: number[], a: number[], g: number[], b: number[]) {
+  const rnd = gaussian(seed + 1000); // independent of the draws of r
+  const { cached } = pairs(seed, dims, a, b, 0);
+  const previous = new Float32Array(cached.length);
+  const fresh = new Float32Array(cached.length);
+  const [, channels] = dims;
+  const hw = dims.slice(2).reduce((x, y) => x * y, 1);
+  for (let i = 0; i < cached.length; i++) {
+    const c = Math.floor(i / hw) % channels;
+    previous[i] = cached[i] - 0.3 * rnd(); // correlated with r, as a block's values over steps
+    fresh[i] = a[c] * cached[i] + g[c] * previous[i] + b[c] + 0.01 * rnd();
+  }
+  return { cached, previous, fresh };
+}
+
+Deno.test("history form recovers a known scale, previous weight and shift", () => {
+  const a = [1.5, 0.8, 1];
+  const g = [-0.5, 0.3, 0];
+  const b = [0.2, -0.1, 0.5];
+  const dims = [4, 3, 8, 8];
+  const { cached, previous, fresh } = historyTriples(5, dims, a, g, b);
+  const acc = new ScaleShiftAccumulator();
+  acc.add(
+    "blk",
+    4,
+    cached.subarray(0, 384),
+    fresh.subarray(0, 384),
+    [2, 3, 8, 8],
+    previous.subarray(0, 384),
+  );
+  acc.add(
+    "blk",
+    4,
+    cached.subarray(384),
+    fresh.subarray(384),
+    [2, 3, 8, 8],
+    previous.subarray(384),
+  );
+  const fit = acc.fit(0)["blk"]["4"];
+  for (let c = 0; c < 3; c++) {
+    assertClose(fit.scale[c], a[c], 0.01, `scale[${c}]`);
+    assertClose(fit.previous![c], g[c], 0.01, `previous[${c}]`);
+    assertClose(fit.shift[c], b[c], 0.01, `shift[${c}]`);
+  }
+  const [rep] = acc.report(acc.fit(0));
+  assertClose(rep.mseFit, 0.01 ** 2, 2e-5); // the noise is all that is left
+  // the paper's form on the same data cannot use p, so it leaves more error
+  const paper = new ScaleShiftAccumulator();
+  paper.add("blk", 4, cached, fresh, dims);
+  const [paperRep] = paper.report(paper.fit(0));
+  assert(paperRep.mseFit > 10 * rep.mseFit, `${paperRep.mseFit} vs ${rep.mseFit}`);
+  // applying the fitted parameters reproduces the fit's error
+  const y = applyScaleShift(cached, dims, fit, undefined, previous);
+  const mse = y.reduce((s, v, i) => s + (v - fresh[i]) ** 2, 0) / y.length;
+  assertClose(mse, rep.mseFit, 1e-7);
+});
+
+Deno.test("history form at ridge 0 equals least squares on raw sums (3×3 normal equations)", () => {
+  const dims = [1, 2, 6, 5];
+  const { cached, previous, fresh } = historyTriples(9, dims, [0.7, 1.2], [0.4, -0.6], [1, -2]);
+  // perturb f so the fit is not exact
+  const rnd = gaussian(17);
+  for (let i = 0; i < fresh.length; i++) fresh[i] += 0.2 * rnd();
+  const acc = new ScaleShiftAccumulator();
+  acc.add("b", 2, cached, fresh, dims, previous);
+  const fit = acc.fit(0)["b"]["2"];
+  const hw = 30;
+  for (let c = 0; c < 2; c++) {
+    // normal equations of f ≈ a·r + g·p + b over channel c, solved by Cramer's rule
+    const m = [[0, 0, 0], [0, 0, 0], [0, 0, 0]];
+    const v = [0, 0, 0];
+    for (let q = c * hw; q < (c + 1) * hw; q++) {
+      const x = [cached[q], previous[q], 1];
+      for (let i = 0; i < 3; i++) {
+        v[i] += x[i] * fresh[q];
+        for (let j = 0; j < 3; j++) m[i][j] += x[i] * x[j];
+      }
+    }
+    const det = (k: number[][]) =>
+      k[0][0] * (k[1][1] * k[2][2] - k[1][2] * k[2][1]) -
+      k[0][1] * (k[1][0] * k[2][2] - k[1][2] * k[2][0]) +
+      k[0][2] * (k[1][0] * k[2][1] - k[1][1] * k[2][0]);
+    const d = det(m);
+    const solve = (col: number) =>
+      det(m.map((row, i) => row.map((x, j) => j === col ? v[i] : x))) / d;
+    assertClose(fit.scale[c], solve(0), 1e-6, `scale[${c}]`);
+    assertClose(fit.previous![c], solve(1), 1e-6, `previous[${c}]`);
+    assertClose(fit.shift[c], solve(2), 1e-6, `shift[${c}]`);
+  }
+});
+
+Deno.test("history form: add rejects mixing forms, apply needs the previous value", () => {
+  const acc = new ScaleShiftAccumulator();
+  const a = new Float32Array(12);
+  assertThrows(() => acc.add("b", 1, a, a, [1, 3, 2, 2], new Float32Array(11)), "previous 11");
+  acc.add("b", 1, a, a, [1, 3, 2, 2], a);
+  assertThrows(
+    () => acc.add("b", 1, a, a, [1, 3, 2, 2]),
+    "no previous value, earlier batches had one",
+  );
+  const ss = { scale: [1, 1, 1], shift: [0, 0, 0], previous: [0, 0, 0] };
+  assertThrows(() => applyScaleShift(a, [1, 3, 2, 2], ss), "needs the previous value");
+  assertThrows(
+    () => applyScaleShift(a, [1, 3, 2, 2], { ...ss, previous: [0] }),
+    "previous 1",
+  );
 });

@@ -29,7 +29,8 @@ function sample(): Schedule {
     skippedFraction: skippedFraction(recompute),
     scaleShift: {
       "down_blocks.0.attentions.0": {
-        "3": { scale: [1.01234, 0.99], shift: [0, -0.5] },
+        // computed at steps 0 and 2, so step 3 may weigh the previous value (history form)
+        "3": { scale: [1.01234, 0.99], shift: [0, -0.5], previous: [-0.25, 0.125] },
         "1": { scale: [1.5, 2], shift: [0.25, 1e-7] },
       },
       "mid_block.attentions.0": { "2": { scale: [1, 1], shift: [0, 0] } },
@@ -64,6 +65,8 @@ Deno.test("serialize → parse round-trips and is stable", () => {
   // One recompute row per line, steps of scale-shift in numeric order.
   assert(text.includes("\n    [false,true],\n"));
   assert(text.indexOf('"1": {"scale"') < text.indexOf('"3": {"scale"'));
+  assert(text.includes('"shift":[0,-0.5],"previous":[-0.25,0.125]}'), text);
+  assert(!text.includes('"shift":[0.25,1e-7],"previous"'), "the paper's form has no previous");
 });
 
 Deno.test("serialize writes 6 significant digits and stays idempotent", () => {
@@ -118,6 +121,14 @@ Deno.test("validateSchedule names the bad field", () => {
   bad(
     (s) => ss(s)["mid_block.attentions.0"]["2"].scale = [1, NaN],
     'scaleShift["mid_block.attentions.0"]["2"].scale[1] must be a finite number',
+  );
+  bad(
+    (s) => ss(s)["down_blocks.0.attentions.0"]["1"].previous = [0, 0],
+    'scaleShift["down_blocks.0.attentions.0"]["1"].previous needs two computations',
+  );
+  bad(
+    (s) => ss(s)["down_blocks.0.attentions.0"]["3"].previous = [0],
+    'scaleShift["down_blocks.0.attentions.0"]["3"].previous has 1 channels, expected 2',
   );
   bad((s) => s.measured = [1], "measured");
   assertThrows(() => parseSchedule("{not json", "y.json"), "y.json: not valid JSON");

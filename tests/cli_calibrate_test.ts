@@ -27,6 +27,10 @@ Deno.test("calibrate: bad flags are refused naming the flag, before any model ru
     [["--model", MODEL, "--skip-targets", "1.5"], "--skip-targets must be fractions"],
     [["--model", MODEL, "--uniform", "1.5"], "--uniform must list positive integers"],
     [["--model", MODEL, "--backend", "cuda"], "--backend must be"],
+    [
+      ["--model", MODEL, "--scale-shift-form", "taylor"],
+      "--scale-shift-form must be history or paper",
+    ],
     [["--model", MODEL, "--prompts", "/nonexistent.txt"], "--prompts: cannot read"],
   ];
   for (const [args, message] of cases) {

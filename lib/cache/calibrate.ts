@@ -41,6 +41,19 @@ export interface CalibrationSet {
   log?: (line: string) => void;
 }
 
+/**
+ * The default calibration prompts of a model folder: the first 32 reference captions of its
+ * evaluation set (benchmarks use the held-out ones), as the paper's 32 prompts.
+ */
+export async function defaultCalibrationPrompts(modelDir: string): Promise<string[]> {
+  try {
+    const cfg = JSON.parse(await Deno.readTextFile(`${modelDir}/eval/config.json`));
+    return (cfg.captions as string[]).slice(0, 32);
+  } catch {
+    throw new Error(`${modelDir}/eval/config.json has no captions`);
+  }
+}
+
 interface Sample {
   prompt: string;
   seed: number;
@@ -129,14 +142,20 @@ export function makeSchedule(
   };
 }
 
+/** Which correction {@link fitScaleShift} fits: the paper's `a·r + b`, or with the history term. */
+export type ScaleShiftForm = "paper" | "history";
+
 /**
  * Fits the schedule's scale-shift table along the cached sampler's trajectory (see the module
  * doc); returns the table and the mean squared error of the reused residuals before and after.
+ * The history form also weighs each block's value from the computation before the cached one
+ * wherever the block has been computed twice.
  */
 export async function fitScaleShift(
   pipeline: Pipeline,
   schedule: Schedule,
   set: CalibrationSet,
+  form: ScaleShiftForm = "history",
 ): Promise<{ table: ScaleShiftTable; mseBefore: number; mseAfter: number }> {
   const blocks = pipeline.unet.blocks;
   const all = samples(set);
@@ -145,6 +164,7 @@ export async function fitScaleShift(
   let before = 0, after = 0, count = 0;
   // the whole calibration set is one batch, so each step's fit sees every sample
   const student = new BlockCache(working, blocks);
+  if (form === "history") student.keepPrevious();
   const teacher = new BlockCache(null, blocks);
   const emb = await pipeline.encodePrompts(
     all.map((s) => s.prompt),
@@ -165,7 +185,15 @@ export async function fitScaleShift(
           if (!reused[k]) continue;
           const cached = student.storedValue(k)!;
           const fresh = teacher.storedValue(k)!;
-          acc.add(block, i, await toFloat32(cached), await toFloat32(fresh), cached.dims);
+          const previous = student.previousValue(k);
+          acc.add(
+            block,
+            i,
+            await toFloat32(cached),
+            await toFloat32(fresh),
+            cached.dims,
+            previous && await toFloat32(previous),
+          );
         }
         const fitted = acc.fit();
         for (const r of acc.report(fitted)) {
@@ -187,7 +215,7 @@ export async function fitScaleShift(
     teacher.dispose();
   }
   set.log?.(
-    `scale-shift ${schedule.name}: reused-residual MSE ${
+    `scale-shift (${form}) ${schedule.name}: reused-residual MSE ${
       (before / (count || 1)).toExponential(3)
     }` +
       ` → ${(after / (count || 1)).toExponential(3)}`,

@@ -33,7 +33,10 @@ export interface CacheStats {
  */
 export class BlockCache implements BlockPolicy {
   private stored: (Tensor | undefined)[];
+  /** The value each block computed before its stored one (kept only for the history form). */
+  private previous: (Tensor | undefined)[];
   private prepared: (Tensor | undefined)[];
+  private keepsPrevious: boolean;
   private step = 0;
   private bytes = 0;
   readonly stats: CacheStats = { evaluations: 0, reused: 0, peakBytes: 0 };
@@ -44,7 +47,12 @@ export class BlockCache implements BlockPolicy {
     readonly useScaleShift = true,
   ) {
     this.stored = blocks.map(() => undefined);
+    this.previous = blocks.map(() => undefined);
     this.prepared = blocks.map(() => undefined);
+    this.keepsPrevious = useScaleShift &&
+      Object.values(schedule?.scaleShift ?? {}).some((perStep) =>
+        Object.values(perStep).some((ss) => ss.previous !== undefined)
+      );
   }
 
   /** Whether block `index` is reused at step `step` by the schedule. */
@@ -54,7 +62,7 @@ export class BlockCache implements BlockPolicy {
 
   /**
    * Sets the step and prepares the scale-shifted values for the blocks reused at it (reads the
-   * stored residual back to the CPU when it lives on the GPU).
+   * stored values back to the CPU when they live on the GPU).
    */
   async beginStep(step: number): Promise<void> {
     this.endStep();
@@ -66,12 +74,13 @@ export class BlockCache implements BlockPolicy {
       const stored = this.stored[i];
       if (!ss || !stored || !this.reusesAt(step, i)) continue;
       const data = await toFloat32(stored);
+      const before = this.previous[i];
       const out = applyScaleShift(
         data,
         stored.dims,
-        ss.scale,
-        ss.shift,
+        ss,
         new Float32Array(data.length),
+        ss.previous && before ? await toFloat32(before) : undefined,
       );
       this.prepared[i] = float32Tensor(out, stored.dims);
     }
@@ -88,10 +97,12 @@ export class BlockCache implements BlockPolicy {
   /** {@link BlockPolicy.store}: keeps the fresh value, releasing the one it replaces. */
   store(_block: string, index: number, value: Tensor): void {
     const old = this.stored[index];
-    if (old) {
-      this.bytes -= tensorBytes(old);
-      old.dispose();
+    const dropped = this.keepsPrevious ? this.previous[index] : old;
+    if (dropped) {
+      this.bytes -= tensorBytes(dropped);
+      dropped.dispose();
     }
+    if (this.keepsPrevious) this.previous[index] = old;
     this.stored[index] = value;
     this.bytes += tensorBytes(value);
     this.stats.peakBytes = Math.max(this.stats.peakBytes, this.bytes);
@@ -100,6 +111,19 @@ export class BlockCache implements BlockPolicy {
   /** The stored value of block `index` (for calibration); the cache still owns it. */
   storedValue(index: number): Tensor | undefined {
     return this.stored[index];
+  }
+
+  /**
+   * The value block `index` computed before its stored one, when this cache keeps it (history
+   * form, or `keepPrevious` for calibration); the cache still owns it.
+   */
+  previousValue(index: number): Tensor | undefined {
+    return this.previous[index];
+  }
+
+  /** Also keeps each block's previous computed value (calibration of the history form). */
+  keepPrevious(): void {
+    this.keepsPrevious = true;
   }
 
   /** Fraction of block evaluations that reused a cached value so far. */
@@ -117,9 +141,11 @@ export class BlockCache implements BlockPolicy {
   /** Releases every cached tensor. */
   dispose(): void {
     this.endStep();
-    for (const [i, t] of this.stored.entries()) {
-      t?.dispose();
-      this.stored[i] = undefined;
+    for (const list of [this.stored, this.previous]) {
+      for (const [i, t] of list.entries()) {
+        t?.dispose();
+        list[i] = undefined;
+      }
     }
     this.bytes = 0;
   }

@@ -24,8 +24,20 @@
  * variance is small next to ρ·s² keeps a ≈ 1 and only corrects its mean (shrunk by 1/(1+ρ)); a
  * channel with no variance at all gets exactly a = 1. All channels of a (block, step) see the
  * same n, so "little data" is a property of the calibration set, and the ridge is relative to n.
- * The statistics are merged batch by batch (Chan et al.'s pairwise update) in float64, so only
- * five numbers per (block, step, channel) are kept.
+ *
+ * **History form** (our extension): a block's value drifts smoothly over steps, so the value
+ * from the computation before the cached one, p, tells which way it is moving. The fit
+ * `f ≈ a·r + g·p + b` (a linear forecast when g = −(a − 1)) has the same ridge, with g pulled
+ * toward 0 by λa, and the 2×2 normal equations
+ *
+ *     [Srr + λa   Srp     ] [a]   [Srf + λa]
+ *     [Srp        Spp + λa] [g] = [Spf     ],   b = f̄ − a·r̄ − g·p̄ − (f̄ − r̄)·λb / (n + λb)
+ *
+ * It needs the block computed twice before the reuse step (earlier reuse steps keep the paper's
+ * form) and one more stored value per block at run time.
+ *
+ * The statistics (means and centred co-moments) are merged batch by batch (Chan et al.'s
+ * pairwise update) in float64.
  *
  * @module
  */
@@ -40,15 +52,20 @@ export const DEFAULT_RIDGE = 1e-3;
 /** Float arrays a block's value may arrive in. */
 export type FloatArray = Float32Array | Float16Array | Float64Array;
 
-/** Sufficient statistics of one (block, step): per channel, over n pairs. */
+/**
+ * Sufficient statistics of one (block, step): per channel, over n samples of the variables
+ * r (cached), f (fresh) and, in the history form, p (previous). `co[x][y]` is the centred sum
+ * Σ(x−x̄)(y−ȳ) of variables x, y (indices R, F, P).
+ */
 interface Stats {
   n: number;
-  meanR: Float64Array;
-  meanF: Float64Array;
-  srr: Float64Array;
-  srf: Float64Array;
-  sff: Float64Array;
+  mean: Float64Array[];
+  co: Float64Array[][];
 }
+
+const R = 0;
+const F = 1;
+const P = 2;
 
 /** Checks NCHW-like `dims` ([N, C, ...spatial]) against an array length; returns [N, C, HW]. */
 export function splitDims(dims: readonly number[], length: number, what = "value"): [
@@ -79,16 +96,18 @@ export interface ScaleShiftReport {
 }
 
 /**
- * Accumulates (cached, fresh) pairs per (block, reuse step, channel) and fits the per-channel
- * scale and shift in closed form (see the module doc for the formula).
+ * Accumulates (cached, fresh[, previous]) values per (block, reuse step, channel) and fits the
+ * per-channel scale and shift (and previous weight) in closed form (formulas in the module doc).
  */
 export class ScaleShiftAccumulator {
   #stats = new Map<string, Map<number, Stats>>();
 
   /**
    * Adds one batch: `cached` is the value the schedule would reuse at `step`, `fresh` the value
-   * the block computes at `step` from the same input. Both are laid out as `dims` =
-   * [N, C, ...spatial] (channel c of item n is a contiguous slice of the spatial size).
+   * the block computes at `step` from the same input, `previous` (history form) the block's value
+   * from the computation before the cached one. All are laid out as `dims` = [N, C, ...spatial]
+   * (channel c of item n is a contiguous slice of the spatial size); a (block, step) takes either
+   * form, not both.
    */
   add(
     block: string,
@@ -96,14 +115,18 @@ export class ScaleShiftAccumulator {
     cached: FloatArray,
     fresh: FloatArray,
     dims: readonly number[],
+    previous?: FloatArray,
   ): void {
     if (!Number.isInteger(step) || step < 0) {
       throw new Error(`scale-shift: step must be an integer >= 0, got ${step}`);
     }
-    if (cached.length !== fresh.length) {
-      throw new Error(
-        `scale-shift: ${block} step ${step}: cached has ${cached.length} values, fresh ${fresh.length}`,
-      );
+    const values = previous ? [cached, fresh, previous] : [cached, fresh];
+    for (const [k, v] of [["fresh", fresh], ["previous", previous]] as const) {
+      if (v && v.length !== cached.length) {
+        throw new Error(
+          `scale-shift: ${block} step ${step}: cached has ${cached.length} values, ${k} ${v.length}`,
+        );
+      }
     }
     const [items, channels, hw] = splitDims(
       dims,
@@ -114,61 +137,67 @@ export class ScaleShiftAccumulator {
     if (!perStep) this.#stats.set(block, perStep = new Map());
     let s = perStep.get(step);
     if (!s) {
+      const vars = values.length;
       s = {
         n: 0,
-        meanR: new Float64Array(channels),
-        meanF: new Float64Array(channels),
-        srr: new Float64Array(channels),
-        srf: new Float64Array(channels),
-        sff: new Float64Array(channels),
+        mean: values.map(() => new Float64Array(channels)),
+        co: values.map(() => Array.from({ length: vars }, () => new Float64Array(channels))),
       };
       perStep.set(step, s);
     }
-    if (s.meanR.length !== channels) {
+    if (s.mean[R].length !== channels) {
       throw new Error(
         `scale-shift: ${block} step ${step} has ${channels} channels, earlier batches had ` +
-          s.meanR.length,
+          s.mean[R].length,
+      );
+    }
+    if (s.mean.length !== values.length) {
+      throw new Error(
+        `scale-shift: ${block} step ${step}: ${previous ? "a" : "no"} previous value, ` +
+          `earlier batches had ${previous ? "none" : "one"}`,
       );
     }
     const m = items * hw;
     const n = s.n;
     const total = n + m;
+    const vars = values.length;
+    const batchMean = new Float64Array(vars);
+    const batchCo = new Float64Array(vars * vars);
     for (let c = 0; c < channels; c++) {
-      let sr = 0;
-      let sf = 0;
+      batchMean.fill(0);
+      batchCo.fill(0);
       for (let k = 0; k < items; k++) {
         const o = (k * channels + c) * hw;
-        for (let p = o; p < o + hw; p++) {
-          sr += cached[p];
-          sf += fresh[p];
+        for (let v = 0; v < vars; v++) {
+          const a = values[v];
+          for (let q = o; q < o + hw; q++) batchMean[v] += a[q];
         }
       }
-      const br = sr / m;
-      const bf = sf / m;
-      let brr = 0;
-      let brf = 0;
-      let bff = 0;
+      for (let v = 0; v < vars; v++) batchMean[v] /= m;
       for (let k = 0; k < items; k++) {
         const o = (k * channels + c) * hw;
-        for (let p = o; p < o + hw; p++) {
-          const dr = cached[p] - br;
-          const df = fresh[p] - bf;
-          brr += dr * dr;
-          brf += dr * df;
-          bff += df * df;
+        for (let q = o; q < o + hw; q++) {
+          for (let x = 0; x < vars; x++) {
+            const dx = values[x][q] - batchMean[x];
+            for (let y = x; y < vars; y++) {
+              batchCo[x * vars + y] += dx * (values[y][q] - batchMean[y]);
+            }
+          }
         }
       }
-      if (!Number.isFinite(brr + brf + bff)) {
-        throw new Error(`scale-shift: ${block} step ${step} channel ${c}: non-finite values`);
-      }
-      const dR = br - s.meanR[c];
-      const dF = bf - s.meanF[c];
       const w = (n * m) / total;
-      s.srr[c] += brr + dR * dR * w;
-      s.srf[c] += brf + dR * dF * w;
-      s.sff[c] += bff + dF * dF * w;
-      s.meanR[c] += dR * m / total;
-      s.meanF[c] += dF * m / total;
+      for (let x = 0; x < vars; x++) {
+        const dx = batchMean[x] - s.mean[x][c];
+        for (let y = x; y < vars; y++) {
+          const v = batchCo[x * vars + y] + dx * (batchMean[y] - s.mean[y][c]) * w;
+          if (!Number.isFinite(v)) {
+            throw new Error(`scale-shift: ${block} step ${step} channel ${c}: non-finite values`);
+          }
+          s.co[x][y][c] += v;
+          if (y !== x) s.co[y][x][c] = s.co[x][y][c];
+        }
+      }
+      for (let x = 0; x < vars; x++) s.mean[x][c] += (batchMean[x] - s.mean[x][c]) * m / total;
     }
     s.n = total;
   }
@@ -179,7 +208,7 @@ export class ScaleShiftAccumulator {
     for (const [block, perStep] of this.#stats) {
       for (const step of [...perStep.keys()].sort((a, b) => a - b)) {
         const s = perStep.get(step)!;
-        out.push({ block, step, channels: s.meanR.length, count: s.n });
+        out.push({ block, step, channels: s.mean[R].length, count: s.n });
       }
     }
     return out;
@@ -210,17 +239,14 @@ export class ScaleShiftAccumulator {
     for (const { block, step } of this.entries()) {
       const s = this.#stats.get(block)!.get(step)!;
       const p = table[block]?.[String(step)];
-      const channels = s.meanR.length;
+      const channels = s.mean[R].length;
       let e0 = 0;
       let e1 = 0;
       for (let c = 0; c < channels; c++) {
-        const a = p ? p.scale[c] : 1;
-        const b = p ? p.shift[c] : 0;
-        const d0 = s.meanR[c] - s.meanF[c];
-        e0 += s.srr[c] - 2 * s.srf[c] + s.sff[c] + s.n * d0 * d0;
-        const d1 = a * s.meanR[c] + b - s.meanF[c];
-        e1 += a * a * s.srr[c] - 2 * a * s.srf[c] + s.sff[c] + s.n * d1 * d1;
+        e0 += squaredError(s, c, 1, 0, 0);
+        e1 += p ? squaredError(s, c, p.scale[c], p.shift[c], p.previous?.[c] ?? 0) : 0;
       }
+      if (!p) e1 = e0;
       const denom = s.n * channels;
       out.push({
         block,
@@ -234,45 +260,89 @@ export class ScaleShiftAccumulator {
   }
 }
 
+/** Σ(a·r + g·p + b − f)² over the pairs of channel `c` (g must be 0 without history). */
+function squaredError(s: Stats, c: number, a: number, b: number, g: number): number {
+  const co = s.co;
+  const hasP = s.mean.length > P;
+  let e = a * a * co[R][R][c] - 2 * a * co[R][F][c] + co[F][F][c];
+  let d = a * s.mean[R][c] + b - s.mean[F][c];
+  if (hasP) {
+    e += g * g * co[P][P][c] + 2 * a * g * co[R][P][c] - 2 * g * co[P][F][c];
+    d += g * s.mean[P][c];
+  }
+  return Math.max(0, e + s.n * d * d);
+}
+
 /** The closed-form ridge fit of one (block, step) (formula in the module doc). */
 function fitStats(s: Stats, ridge: number): ScaleShift {
-  const channels = s.meanR.length;
+  const channels = s.mean[R].length;
   const n = s.n;
+  const hasP = s.mean.length > P;
   let s2 = 0;
-  for (let c = 0; c < channels; c++) s2 += s.srr[c] / n + s.meanR[c] * s.meanR[c];
+  for (let c = 0; c < channels; c++) s2 += s.co[R][R][c] / n + s.mean[R][c] ** 2;
   s2 /= channels;
   if (!(s2 > 0)) s2 = 1;
   const la = ridge * n * s2;
   const lb = ridge * n;
   const scale: number[] = [];
   const shift: number[] = [];
+  const previous: number[] = [];
   for (let c = 0; c < channels; c++) {
-    const r = s.meanR[c];
-    const f = s.meanF[c];
-    const den = s.srr[c] + la;
-    const a = den > 0 ? (s.srf[c] + la) / den : 1;
+    const rr = s.co[R][R][c] + la;
+    const rf = s.co[R][F][c] + la;
+    let a = rr > 0 ? rf / rr : 1;
+    let g = 0;
+    if (hasP) {
+      // [rr rp; rp pp] [a g]ᵀ = [rf pf]ᵀ
+      const rp = s.co[R][P][c];
+      const pp = s.co[P][P][c] + la;
+      const pf = s.co[P][F][c];
+      const det = rr * pp - rp * rp;
+      if (det > 0) {
+        a = (rf * pp - pf * rp) / det;
+        g = (pf * rr - rf * rp) / det;
+      }
+    }
+    const r = s.mean[R][c];
+    const f = s.mean[F][c];
+    // the corrected mean, shrunk from the fresh mean toward the cached one by the shift ridge
+    const corrected = f - ((f - r) * lb) / (n + lb);
     scale.push(a);
-    shift.push(f - a * r - ((f - r) * lb) / (n + lb));
+    shift.push(corrected - a * r - (hasP ? g * s.mean[P][c] : 0));
+    previous.push(g);
   }
-  return { scale, shift };
+  return hasP ? { scale, shift, previous } : { scale, shift };
 }
 
 /**
- * `out[n, c, …] = cached[n, c, …] · scale[c] + shift[c]` for a value laid out as `dims` =
- * [N, C, ...spatial]. Writes into `out` when given (may be `cached` itself), else a new array
- * of the same type.
+ * `out[n, c, …] = cached[n, c, …] · scale[c] + shift[c]` (`+ previous[n, c, …] · weights[c]`
+ * in the history form) for values laid out as `dims` = [N, C, ...spatial]. Writes into `out`
+ * when given (may be `cached` itself), else a new array of the same type.
  */
 export function applyScaleShift<T extends FloatArray>(
   cached: T,
   dims: readonly number[],
-  scale: ArrayLike<number>,
-  shift: ArrayLike<number>,
+  ss: ScaleShift,
   out?: T,
+  previous?: FloatArray,
 ): T {
   const [items, channels, hw] = splitDims(dims, cached.length, "applyScaleShift");
-  if (scale.length !== channels || shift.length !== channels) {
+  const { scale, shift } = ss;
+  const weights = ss.previous;
+  if (
+    scale.length !== channels || shift.length !== channels ||
+    (weights !== undefined && weights.length !== channels)
+  ) {
     throw new Error(
-      `applyScaleShift: ${channels} channels, but scale has ${scale.length} and shift ${shift.length}`,
+      `applyScaleShift: ${channels} channels, but scale has ${scale.length}, shift ${shift.length}` +
+        (weights ? ` and previous ${weights.length}` : ""),
+    );
+  }
+  if (weights && previous?.length !== cached.length) {
+    throw new Error(
+      `applyScaleShift: the history form needs the previous value (${cached.length} values), got ${
+        previous?.length ?? "none"
+      }`,
     );
   }
   const dst = out ??
@@ -285,7 +355,12 @@ export function applyScaleShift<T extends FloatArray>(
       const a = scale[c];
       const b = shift[c];
       const o = (k * channels + c) * hw;
-      for (let p = o; p < o + hw; p++) dst[p] = cached[p] * a + b;
+      if (weights && previous) {
+        const g = weights[c];
+        for (let q = o; q < o + hw; q++) dst[q] = cached[q] * a + previous[q] * g + b;
+      } else {
+        for (let q = o; q < o + hw; q++) dst[q] = cached[q] * a + b;
+      }
     }
   }
   return dst;

@@ -22,10 +22,16 @@ export const SCHEDULE_SOLVERS: readonly SolverName[] = ["ddim", "dpm", "euler"];
 /** How the recompute table was made: the paper's Eq. 7 rule, or every N steps (DeepCache-like). */
 export type ScheduleKind = "auto" | "uniform";
 
-/** Per-channel correction of a reused value: `value * scale[c] + shift[c]`. */
+/**
+ * Per-channel correction of a reused value: `value * scale[c] + shift[c]` (the paper's form),
+ * plus `previous_value * previous[c]` where `previous` is given: the block's value from the
+ * computation before the cached one, so the correction can follow the block's trend over steps.
+ */
 export interface ScaleShift {
   scale: number[];
   shift: number[];
+  /** Weight of the block's previous computed value (the history form); absent = paper's form. */
+  previous?: number[];
 }
 
 /**
@@ -68,6 +74,17 @@ const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {
   return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+/** How many times block `block` is computed before step `step` by a recompute table. */
+export function computedBefore(
+  recompute: readonly (readonly boolean[])[],
+  step: number,
+  block: number,
+): number {
+  let n = 0;
+  for (let t = 0; t < step; t++) if (recompute[t][block]) n++;
+  return n;
 }
 
 /** Fraction of entries of a recompute table that are `false` (reused); 0 for an empty table. */
@@ -214,8 +231,15 @@ export function validateSchedule(value: unknown, source = "schedule"): Schedule 
         }
         if (table[t][j]) fail(g, "is a step where the block is recomputed, not reused");
         if (!isPlainObject(ss)) fail(g, "must be { scale, shift }");
-        const { scale, shift } = ss as Record<string, unknown>;
-        for (const [k, arr] of [["scale", scale], ["shift", shift]] as const) {
+        const { scale, shift, previous } = ss as Record<string, unknown>;
+        const arrays: [string, unknown][] = [["scale", scale], ["shift", shift]];
+        if (previous !== undefined) {
+          if (computedBefore(table, t, j) < 2) {
+            fail(`${g}.previous`, "needs two computations of the block before this step");
+          }
+          arrays.push(["previous", previous]);
+        }
+        for (const [k, arr] of arrays) {
           if (!Array.isArray(arr) || arr.length === 0) {
             fail(`${g}.${k}`, "must be a non-empty list");
           }
@@ -299,7 +323,11 @@ export function serializeSchedule(s: Schedule): string {
       const keys = Object.keys(perStep).sort((x, y) => Number(x) - Number(y));
       const inner = keys.map((k) =>
         `      ${JSON.stringify(k)}: ${
-          compactJson({ scale: perStep[k].scale, shift: perStep[k].shift })
+          compactJson({
+            scale: perStep[k].scale,
+            shift: perStep[k].shift,
+            ...(perStep[k].previous ? { previous: perStep[k].previous } : {}),
+          })
         }`
       );
       return inner.length === 0

@@ -1,7 +1,8 @@
 /**
  * `deno task calibrate`: measures block change on a prompt set, derives static schedules (paper
  * Eq. 7 for each `--deltas` value, or for the deltas that reach each `--skip-targets` fraction of
- * reused block evaluations; uniform ones for `--uniform`), fits scale-shift, and writes
+ * reused block evaluations; uniform ones for `--uniform`), fits scale-shift (with the history term
+ * by default, `--scale-shift-form paper` for the paper's form), and writes
  * `schedules/<model>/<solver>-<steps>-<name>.json` plus pictures (change heatmap, schedule grids).
  *
  *   deno task calibrate --model models/emoji-ldm --solver dpm --steps 20 --deltas 0.5,1 --uniform 2
@@ -9,7 +10,13 @@
  * @module
  */
 import { writeFileAtomic } from "../io/atomic.ts";
-import { fitScaleShift, makeSchedule, measureChange } from "../cache/calibrate.ts";
+import {
+  defaultCalibrationPrompts,
+  fitScaleShift,
+  makeSchedule,
+  measureChange,
+  type ScaleShiftForm,
+} from "../cache/calibrate.ts";
 import { deltaForSkippedFraction } from "../cache/derive.ts";
 import type { ScheduleIndex } from "../cache/registry.ts";
 import { scheduleFileName, serializeSchedule } from "../cache/schedule.ts";
@@ -22,7 +29,8 @@ import { BACKEND_CHOICES } from "../runtime/backend.ts";
 import { parseFlags, UsageError } from "./flags.ts";
 
 const USAGE = `usage: deno task calibrate [--model DIR] [--solver ddim|dpm|euler] [--steps N]
-  [--deltas 0.25,0.5,1 | --skip-targets 0.4,0.6,0.75] [--uniform 2,3] [--scale-shift all|none|recommended|NAME,...] [--prompts FILE]
+  [--deltas 0.25,0.5,1 | --skip-targets 0.4,0.6,0.75] [--uniform 2,3] [--scale-shift all|none|recommended|NAME,...]
+  [--scale-shift-form history|paper] [--prompts FILE]
   [--seeds N] [--guidance X] [--batch N] [--recommend NAME|TARGET] [--out DIR] [--backend wasm|webgpu|auto]`;
 
 function numberList(flag: string, raw: string): number[] {
@@ -35,11 +43,9 @@ function numberList(flag: string, raw: string): number[] {
 
 async function defaultPrompts(modelDir: string): Promise<string[]> {
   try {
-    const cfg = JSON.parse(await Deno.readTextFile(`${modelDir}/eval/config.json`));
-    // the first reference captions (the benchmark's prompts are the held-out ones)
-    return (cfg.captions as string[]).slice(0, 32);
-  } catch {
-    throw new UsageError(`--prompts is required: ${modelDir}/eval/config.json has no captions`);
+    return await defaultCalibrationPrompts(modelDir);
+  } catch (e) {
+    throw new UsageError(`--prompts is required: ${(e as Error).message}`);
   }
 }
 
@@ -55,6 +61,7 @@ export async function calibrateCommand(args: string[]): Promise<number> {
       "skip-targets": "string",
       uniform: "string",
       "scale-shift": "string",
+      "scale-shift-form": "string",
       prompts: "string",
       seeds: "int",
       guidance: "number",
@@ -111,6 +118,10 @@ export async function calibrateCommand(args: string[]): Promise<number> {
     const uniform = numberList("uniform", String(f.uniform ?? "2,3"));
     if (uniform.some((n) => !Number.isInteger(n) || n < 1)) {
       throw new UsageError("--uniform must list positive integers");
+    }
+    const form = String(f["scale-shift-form"] ?? "history") as ScaleShiftForm;
+    if (form !== "history" && form !== "paper") {
+      throw new UsageError("--scale-shift-form must be history or paper");
     }
     const seeds = Number(f.seeds ?? 2);
     if (seeds < 1 || seeds > 16) throw new UsageError("--seeds must be in 1..16");
@@ -185,7 +196,7 @@ export async function calibrateCommand(args: string[]): Promise<number> {
       : fitSet.split(",");
     for (const s of schedules) {
       if (fitNames.includes(s.name) && s.skippedFraction > 0) {
-        const fit = await fitScaleShift(pipeline, s, set);
+        const fit = await fitScaleShift(pipeline, s, set, form);
         s.scaleShift = fit.table;
         s.measured = { scaleShiftMseBefore: fit.mseBefore, scaleShiftMseAfter: fit.mseAfter };
       }
