@@ -2,9 +2,10 @@
  * The paper's Table 1 on our model: for each solver and step count, the uncached full-step run,
  * the uncached run with fewer steps at the cached run's latency, block caching, block caching
  * with the paper's scale-shift (fitted here on the calibration set), and with the shipped
- * scale-shift that also weighs each block's previous computed value (history form); quality (FD/KID in the evaluation network's feature space against real
- * images, category accuracy, PSNR/SSIM against the full-step image of the same seed) and speed
- * (UNet time and end-to-end images per second, measured interleaved in one run). Also a
+ * scale-shift that also weighs each block's previous computed value (history form); quality
+ * (FD/KID in the evaluation network's feature space against real images, category accuracy,
+ * PSNR/SSIM against the full-step image of the same seed) and speed (UNet time and end-to-end
+ * images per second, measured interleaved in one run). Also a
  * speed-quality curve over the shipped schedules and step counts, as SVG.
  *
  *   deno task bench caching [--prompts 256] [--configs dpm-20,ddim-20,dpm-50,ddim-50]
