@@ -67,6 +67,15 @@ const R = 0;
 const F = 1;
 const P = 2;
 
+/** A `vars` × `vars` table of per-channel sums where `[x][y]` and `[y][x]` are one array. */
+function symmetricMoments(vars: number, channels: number): Float64Array[][] {
+  const co: Float64Array[][] = Array.from({ length: vars }, () => []);
+  for (let x = 0; x < vars; x++) {
+    for (let y = x; y < vars; y++) co[x][y] = co[y][x] = new Float64Array(channels);
+  }
+  return co;
+}
+
 /** Checks NCHW-like `dims` ([N, C, ...spatial]) against an array length; returns [N, C, HW]. */
 export function splitDims(dims: readonly number[], length: number, what = "value"): [
   number,
@@ -141,7 +150,7 @@ export class ScaleShiftAccumulator {
       s = {
         n: 0,
         mean: values.map(() => new Float64Array(channels)),
-        co: values.map(() => Array.from({ length: vars }, () => new Float64Array(channels))),
+        co: symmetricMoments(vars, channels),
       };
       perStep.set(step, s);
     }
@@ -194,7 +203,6 @@ export class ScaleShiftAccumulator {
             throw new Error(`scale-shift: ${block} step ${step} channel ${c}: non-finite values`);
           }
           s.co[x][y][c] += v;
-          if (y !== x) s.co[y][x][c] = s.co[x][y][c];
         }
       }
       for (let x = 0; x < vars; x++) s.mean[x][c] += (batchMean[x] - s.mean[x][c]) * m / total;
@@ -246,14 +254,13 @@ export class ScaleShiftAccumulator {
         e0 += squaredError(s, c, 1, 0, 0);
         e1 += p ? squaredError(s, c, p.scale[c], p.shift[c], p.previous?.[c] ?? 0) : 0;
       }
-      if (!p) e1 = e0;
       const denom = s.n * channels;
       out.push({
         block,
         step,
         count: s.n,
-        mseIdentity: Math.max(0, e0) / denom,
-        mseFit: Math.max(0, e1) / denom,
+        mseIdentity: e0 / denom,
+        mseFit: (p ? e1 : e0) / denom,
       });
     }
     return out;

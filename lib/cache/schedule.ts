@@ -77,7 +77,7 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
 }
 
 /** How many times block `block` is computed before step `step` by a recompute table. */
-export function computedBefore(
+function computedBefore(
   recompute: readonly (readonly boolean[])[],
   step: number,
   block: number,
