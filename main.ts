@@ -9,8 +9,8 @@
  */
 import { ConfigError, loadConfig, type ServerConfig } from "./lib/server/config.ts";
 import { createApp } from "./lib/server/app.ts";
-import type { ImageGenerator } from "./lib/server/generator.ts";
-import { errorFields, jsonLogger, type Logger } from "./lib/server/log.ts";
+import type { ImageGenerator } from "./lib/pipeline/types.ts";
+import { errorFields, jsonLogger, type Logger } from "./lib/io/log.ts";
 import { Metrics } from "./lib/server/metrics.ts";
 import { JobQueue, queuedGenerator } from "./lib/server/queue.ts";
 import {
@@ -21,6 +21,7 @@ import {
 } from "./lib/jobs/thumbnails.ts";
 // ── The real pipeline plugs in here (the one place main.ts knows about it). ──
 import { loadGenerator } from "./lib/pipeline/service.ts";
+import { isFile } from "./lib/io/fs.ts";
 
 /** A running service. */
 export interface Service {
@@ -68,7 +69,7 @@ export async function startService(opts: StartOptions): Promise<Service> {
     try {
       jobs = await loadThumbnailJobs(config.thumbnailsFile);
     } catch (e) {
-      if (!(e instanceof JobsFileError) || (await fileExists(config.thumbnailsFile))) throw e;
+      if (!(e instanceof JobsFileError) || (await isFile(config.thumbnailsFile))) throw e;
       log.info("no thumbnails file; no cron jobs", { file: config.thumbnailsFile });
     }
     if (jobs) {
@@ -120,15 +121,6 @@ export async function startService(opts: StartOptions): Promise<Service> {
       log.info("stopped");
     })();
   return { addr, queue, metrics, server, shutdown };
-}
-
-async function fileExists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /**

@@ -15,7 +15,7 @@
  *
  * @module
  */
-import { defaultCalibrationPrompts, fitScaleShift } from "../lib/cache/calibrate.ts";
+import { defaultCalibrationPrompts, fitScaleShift } from "../lib/calibration/calibrate.ts";
 import {
   type ScaleShiftTable,
   type Schedule,

@@ -11,8 +11,8 @@
  * @module
  */
 import { defaultConfig, type ServerConfig } from "../lib/server/config.ts";
-import type { ImageGenerator } from "../lib/server/generator.ts";
-import { silentLogger } from "../lib/server/log.ts";
+import type { ImageGenerator } from "../lib/pipeline/types.ts";
+import { silentLogger } from "../lib/io/log.ts";
 import { startService, warmUp } from "../main.ts";
 
 /** Hard caps, so a typo cannot turn the benchmark into a flood. */

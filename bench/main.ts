@@ -3,7 +3,7 @@
  * split and pipeline), prints a table of each and writes `bench/results/<name>.json`. Flags go to
  * the one benchmark named (see each file's doc); `all` takes none.
  *
- * - split: block-split plan vs monolithic UNet (bench/split.ts; flags --model, --plan, --reps,
+ * - split: block-split plan vs monolithic UNet (bench/split.ts; flags --model, --split, --reps,
  *   --backend).
  * - pipeline: end-to-end images/s and stage times at 20 guided steps (bench/pipeline.ts).
  * - caching: the paper's Table 1 on our model (bench/caching.ts; writes its own results).
@@ -13,7 +13,7 @@
  * @module
  */
 import { parseFlags, UsageError } from "../lib/cli/flags.ts";
-import { silentLogger } from "../lib/server/log.ts";
+import { silentLogger } from "../lib/io/log.ts";
 import {
   benchBackend,
   benchPipeline,
@@ -52,7 +52,7 @@ async function runSplit(args: string[]): Promise<void> {
   const { benchSplit } = await import("./split.ts");
   const { flags, positional } = parseFlags(args, {
     model: "string",
-    plan: "string",
+    split: "string",
     reps: "int",
     backend: "string",
   });
@@ -61,7 +61,7 @@ async function runSplit(args: string[]): Promise<void> {
   const { machineDescription } = await import("./machine.ts");
   const r = await benchSplit({
     model: flags.model as string | undefined,
-    plan: flags.plan as string | undefined,
+    split: flags.split as string | undefined,
     reps: flags.reps as number | undefined,
     backend,
     log: () => {},

@@ -1,10 +1,10 @@
 /**
  * Benchmark: one full, uncached UNet evaluation as a single monolithic session vs. the
- * block-split plan, on the same backend in the same process. Repetitions are interleaved
+ * block-split UNet, on the same backend in the same process. Repetitions are interleaved
  * (alternating which runs first) and each side's median is taken; the ratio is split/monolithic.
- * Goal: the split plan costs at most 3% more than the monolithic session on wasm.
+ * Goal: the split UNet costs at most 3% more than the monolithic session on wasm.
  *
- *   deno run -A bench/split.ts [--model m.onnx] [--plan dir] [--reps 30] [--backend wasm]
+ *   deno run -A bench/split.ts [--model m.onnx] [--split dir] [--reps 30] [--backend wasm]
  *
  * @module
  */
@@ -12,18 +12,19 @@
 import process from "node:process";
 import { decodeModel } from "../lib/onnx/model.ts";
 import { splitModel } from "../lib/onnx/split.ts";
-import { type Backend, createSession, resolveBackend, serialized } from "../lib/runtime/backend.ts";
+import { type Backend, resolveBackend } from "../lib/runtime/backend.ts";
+import { createSession, serialized } from "../lib/runtime/session.ts";
 import { ort, type Tensor } from "../lib/runtime/ort.ts";
 import { numericTensor } from "../lib/runtime/tensors.ts";
 import { UNetEngine } from "../lib/unet/engine.ts";
-import type { TensorSpec } from "../lib/unet/plan.ts";
+import type { TensorSpec } from "../lib/unet/split_manifest.ts";
 
 /** Options of {@link benchSplit}. */
 export interface BenchSplitOptions {
   /** Monolithic ONNX model (default: the test fixture). */
   model?: string;
-  /** An existing plan folder of that model; split into a temporary folder when absent. */
-  plan?: string;
+  /** An existing split folder of that model; split into a temporary folder when absent. */
+  split?: string;
   /** Measured repetitions per side (default 30). */
   reps?: number;
   /** Unmeasured warm-up runs per side (default 3). */
@@ -97,14 +98,14 @@ export async function benchSplit(opts: BenchSplitOptions = {}): Promise<BenchSpl
   const backend = opts.backend ?? "wasm";
   await resolveBackend(backend, log);
   let tmp: string | undefined;
-  let planDir = opts.plan;
-  if (!planDir) {
+  let splitDir = opts.split;
+  if (!splitDir) {
     tmp = await Deno.makeTempDir({ prefix: "bench-split-" });
-    planDir = `${tmp}/plan`;
-    await splitModel(model, { out: planDir });
+    splitDir = `${tmp}/split`;
+    await splitModel(model, { out: splitDir });
   }
   try {
-    const engine = await UNetEngine.load(planDir, { backend, log: () => {} });
+    const engine = await UNetEngine.load(splitDir, { backend, log: () => {} });
     const modelBytes = await Deno.readFile(model);
     const dir = model.includes("/") ? model.slice(0, model.lastIndexOf("/")) : ".";
     const external = await externalFilesOf(dir, modelBytes);
@@ -158,7 +159,7 @@ export async function benchSplit(opts: BenchSplitOptions = {}): Promise<BenchSpl
       model,
       backend,
       reps,
-      segments: engine.plan.segments.length,
+      segments: engine.manifest.segments.length,
       blocks: engine.blocks.length,
       monolithicMs: median(m),
       splitMs: median(s),
@@ -230,7 +231,7 @@ if (import.meta.main) {
   const args = Deno.args;
   const r = await benchSplit({
     model: flag(args, "model"),
-    plan: flag(args, "plan"),
+    split: flag(args, "split"),
     reps: flag(args, "reps") ? Number(flag(args, "reps")) : undefined,
     backend: (flag(args, "backend") as Backend | undefined) ?? "wasm",
   });

@@ -1,5 +1,5 @@
 import { assert, assertEquals } from "./_assert.ts";
-import { uniformSchedule } from "../lib/cache/derive.ts";
+import { uniformSchedule } from "../lib/calibration/derive.ts";
 import { BlockCache } from "../lib/cache/policy.ts";
 import { type Schedule, SCHEDULE_FORMAT, skippedFraction } from "../lib/cache/schedule.ts";
 import { splitModel } from "../lib/onnx/split.ts";
@@ -83,7 +83,9 @@ Deno.test("reusing at step 1 skips the blocks and changes the output; the fracti
 
 Deno.test("scale-shift is applied at reuse steps: scale 0, shift 0 equals reusing zero residuals", async () => {
   const zeroTable = Object.fromEntries(BLOCKS.map((b, k) => {
-    const channels = engine.plan.segments.filter((s) => s.kind === "block")[k].outputs[0].shape[1];
+    const channels = engine.manifest.segments.filter((s) =>
+      s.kind === "block"
+    )[k].outputs[0].shape[1];
     const c = typeof channels === "number" ? channels : 0;
     return [b, { "1": { scale: new Array(c).fill(0), shift: new Array(c).fill(0) } }];
   }));
@@ -130,7 +132,7 @@ Deno.test("two caches interleaved step by step do not share state", async () => 
 
 Deno.test("history form: scale 0, previous 1 reuses the value from the computation before", async () => {
   const channelsOf = (k: number) => {
-    const c = engine.plan.segments.filter((s) => s.kind === "block")[k].outputs[0].shape[1];
+    const c = engine.manifest.segments.filter((s) => s.kind === "block")[k].outputs[0].shape[1];
     return typeof c === "number" ? c : 0;
   };
   // computed at steps 0 and 1, reused at 2: the reused value is the step-0 residual

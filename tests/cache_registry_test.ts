@@ -1,5 +1,5 @@
 import { assert, assertEquals } from "./_assert.ts";
-import { uniformSchedule } from "../lib/cache/derive.ts";
+import { uniformSchedule } from "../lib/calibration/derive.ts";
 import { ScheduleRegistry } from "../lib/cache/registry.ts";
 import { SCHEDULE_FORMAT, serializeSchedule, skippedFraction } from "../lib/cache/schedule.ts";
 

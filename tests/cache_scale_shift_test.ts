@@ -1,5 +1,6 @@
 import { assert, assertClose, assertEquals, assertThrows } from "./_assert.ts";
-import { applyScaleShift, DEFAULT_RIDGE, ScaleShiftAccumulator } from "../lib/cache/scale_shift.ts";
+import { applyScaleShift } from "../lib/cache/scale_shift.ts";
+import { DEFAULT_RIDGE, ScaleShiftAccumulator } from "../lib/calibration/scale_shift_fit.ts";
 import { skippedFraction, validateSchedule } from "../lib/cache/schedule.ts";
 import { mulberry32 } from "../lib/metrics/kid.ts";
 
@@ -181,7 +182,7 @@ Deno.test("fit output is a valid schedule scaleShift table", () => {
     solver: "ddim",
     steps: 3,
     name: "delta-1.00",
-    kind: "auto",
+    kind: "delta",
     mode: "residual",
     blocks: ["blk"],
     recompute,

@@ -1,7 +1,7 @@
 import { assert, assertEquals, assertThrows } from "./_assert.ts";
 import {
-  autoScheduleName,
   checkScheduleFits,
+  deltaScheduleName,
   parseSchedule,
   type Schedule,
   scheduleFileName,
@@ -21,7 +21,7 @@ function sample(): Schedule {
     solver: "ddim",
     steps: 4,
     name: "delta-0.50",
-    kind: "auto",
+    kind: "delta",
     delta: 0.5,
     mode: "residual",
     blocks: [...BLOCKS],
@@ -48,9 +48,9 @@ Deno.test("skippedFraction counts reused entries", () => {
 Deno.test("schedule file names", () => {
   assertEquals(scheduleFileName("ddim", 20, "delta-0.50"), "ddim-20-delta-0.50.json");
   assertEquals(scheduleFileName("dpm", 50, uniformScheduleName(3)), "dpm-50-uniform-3.json");
-  assertEquals(autoScheduleName(0.5), "delta-0.50");
-  assertEquals(autoScheduleName(1), "delta-1.00");
-  assertEquals(autoScheduleName(0.125), "delta-0.125");
+  assertEquals(deltaScheduleName(0.5), "delta-0.50");
+  assertEquals(deltaScheduleName(1), "delta-1.00");
+  assertEquals(deltaScheduleName(0.125), "delta-0.125");
   assertThrows(() => scheduleFileName("ddim", 20, "../evil"), "must match");
   assertThrows(() => scheduleFileName("heun" as "ddim", 20, "x"), "unknown solver");
   assertThrows(() => scheduleFileName("ddim", 0, "x"), "steps");
@@ -162,7 +162,7 @@ Deno.test("checkScheduleFits gives clear messages", () => {
   assertThrows(() => checkScheduleFits(s, { ...req, model: "other" }), "is for model emoji-ldm");
   assertThrows(
     () => checkScheduleFits(s, { ...req, blocks: [BLOCKS[0]] }),
-    "lists block(s) mid_block.attentions.0 that the model's plan does not have",
+    "lists block(s) mid_block.attentions.0 that the model's split does not have",
   );
   assertThrows(
     () => checkScheduleFits(s, { ...req, blocks: [...BLOCKS, "up_blocks.1.attentions.0"] }),

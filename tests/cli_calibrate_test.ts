@@ -82,7 +82,7 @@ Deno.test("calibrate: a small run writes curves, schedules with scale-shift, pic
   const recommended = JSON.parse(
     await Deno.readTextFile(`${out}/ddim-4-${index.auto["ddim-4"]}.json`),
   );
-  assertEquals(recommended.kind, "auto");
+  assertEquals(recommended.kind, "delta");
   assert(recommended.skippedFraction > 0, "the 0.5 target reuses blocks");
   assert(Object.keys(recommended.scaleShift).length > 0, "scale-shift fitted");
   assert(!files.some((f) => f.endsWith(".tmp")), "no temporary files left");

@@ -13,8 +13,8 @@ import {
   type ThumbnailJob,
 } from "../lib/jobs/thumbnails.ts";
 import { TEMP_PREFIX, writeFileAtomic } from "../lib/io/atomic.ts";
-import { memoryLogger } from "../lib/server/log.ts";
-import type { ImageGenerator } from "../lib/server/generator.ts";
+import { memoryLogger } from "../lib/io/log.ts";
+import type { ImageGenerator } from "../lib/pipeline/types.ts";
 import { testGenerator } from "./support/generator.ts";
 import { failingOn, gated } from "./support/wrap_generator.ts";
 import { pngSize } from "./support/http.ts";

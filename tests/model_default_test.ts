@@ -6,7 +6,7 @@ import { assert, assertEquals } from "./_assert.ts";
 import { decodeBase64 } from "@std/encoding/base64";
 import { readModelFolder } from "../lib/model/folder.ts";
 import { verifyManifest } from "../lib/model/manifest.ts";
-import { createSession } from "../lib/runtime/backend.ts";
+import { createSession } from "../lib/runtime/session.ts";
 import { ort } from "../lib/runtime/ort.ts";
 import { float32Tensor, numericTensor, toFloat32 } from "../lib/runtime/tensors.ts";
 import { UNetEngine } from "../lib/unet/engine.ts";

@@ -11,7 +11,7 @@ import {
 } from "../lib/onnx/model.ts";
 import { ExternalDataReader } from "../lib/onnx/external.ts";
 import { floatValues, inlineBytes, isExternal } from "../lib/onnx/tensor.ts";
-import { createSession } from "../lib/runtime/backend.ts";
+import { createSession } from "../lib/runtime/session.ts";
 import { ort } from "../lib/runtime/ort.ts";
 
 const FIXTURES = new URL("./fixtures/", import.meta.url).pathname;

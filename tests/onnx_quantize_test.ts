@@ -1,5 +1,5 @@
 /**
- * Quantized plans against the fp32 monolithic model. Tolerances are on max |plan − fp32| relative
+ * Quantized splits against the fp32 monolithic model. Tolerances are on max |split − fp32| relative
  * to max |fp32 output| (~1.5 here), over three random inputs:
  * - fp16: ≤ 5e-3 on wasm, ≤ 2e-2 on WebGPU. float16 rounds to 11 significant bits (relative
  *   step 4.9e-4); the fixture has ~50 convolutions/linears in sequence whose rounding errors add
@@ -19,7 +19,8 @@ import { assert, assertEquals } from "./_assert.ts";
 import { AttributeType, DataType, decodeModel, type Model } from "../lib/onnx/model.ts";
 import { FP32_OPS, quantizeModel, quantizePerChannel } from "../lib/onnx/quantize.ts";
 import { splitModel } from "../lib/onnx/split.ts";
-import { type Backend, createSession, probeWebGpu } from "../lib/runtime/backend.ts";
+import { type Backend, probeWebGpu } from "../lib/runtime/backend.ts";
+import { createSession } from "../lib/runtime/session.ts";
 import { ort, type Tensor } from "../lib/runtime/ort.ts";
 import { toFloat32 } from "../lib/runtime/tensors.ts";
 import { UNetEngine } from "../lib/unet/engine.ts";
@@ -97,9 +98,9 @@ async function relativeError(dir: string, backend: Backend, seeds = [1, 2, 3]): 
 }
 
 async function segments(dir: string): Promise<Model[]> {
-  const plan = JSON.parse(await Deno.readTextFile(`${dir}/plan.json`));
+  const manifest = JSON.parse(await Deno.readTextFile(`${dir}/split.json`));
   return await Promise.all(
-    plan.segments.map(async (s: { file: string }) =>
+    manifest.segments.map(async (s: { file: string }) =>
       decodeModel(await Deno.readFile(`${dir}/${s.file}`))
     ),
   );
@@ -108,11 +109,11 @@ async function segments(dir: string): Promise<Model[]> {
 const split = (precision: "fp16" | "int8" | "uint8") =>
   splitModel(FIXTURE, { out: `${TMP}/${precision}`, precision }).then((r) => r.dir);
 
-Deno.test("fp16 plan: float16 weights and compute, float32 boundaries and norms, within 5e-3", async () => {
+Deno.test("fp16 manifest: float16 weights and compute, float32 boundaries and norms, within 5e-3", async () => {
   const dir = await split("fp16");
-  const plan = JSON.parse(await Deno.readTextFile(`${dir}/plan.json`));
-  assertEquals(plan.precision, "fp16");
-  for (const s of plan.segments) {
+  const manifest = JSON.parse(await Deno.readTextFile(`${dir}/split.json`));
+  assertEquals(manifest.precision, "fp16");
+  for (const s of manifest.segments) {
     for (const t of [...s.inputs, ...s.outputs]) {
       assert(t.dtype === "float32" || t.dtype === "int64", t.name);
     }
@@ -141,22 +142,22 @@ Deno.test("fp16 plan: float16 weights and compute, float32 boundaries and norms,
   }
   assert(half > 50);
   const err = await relativeError(dir, "wasm");
-  console.log(`fp16 plan on wasm: max relative error ${err.toExponential(2)}`);
+  console.log(`fp16 manifest on wasm: max relative error ${err.toExponential(2)}`);
   assert(err > 0 && err <= TOLERANCE.fp16, `fp16 relative error ${err}`);
 });
 
 Deno.test({
-  name: "webgpu: the fp16 plan computes in float16 within 2e-2",
+  name: "webgpu: the fp16 manifest computes in float16 within 2e-2",
   ignore: !ADAPTER,
   fn: async () => {
     const err = await relativeError(`${TMP}/fp16`, "webgpu", [1, 3]);
-    console.log(`fp16 plan on webgpu: max relative error ${err.toExponential(2)}`);
+    console.log(`fp16 manifest on webgpu: max relative error ${err.toExponential(2)}`);
     assert(err > 0 && err <= TOLERANCE.fp16gpu, `fp16 relative error ${err}`);
   },
 });
 
 for (const precision of ["int8", "uint8"] as const) {
-  Deno.test(`${precision} plan: per-channel DequantizeLinear weights, within 3e-2`, async () => {
+  Deno.test(`${precision} manifest: per-channel DequantizeLinear weights, within 3e-2`, async () => {
     const dir = await split(precision);
     let dq = 0;
     for (const m of await segments(dir)) {
@@ -183,7 +184,7 @@ for (const precision of ["int8", "uint8"] as const) {
     }
     assert(dq > 50, `${dq} quantized weights`);
     const err = await relativeError(dir, "wasm");
-    console.log(`${precision} plan on wasm: max relative error ${err.toExponential(2)}`);
+    console.log(`${precision} manifest on wasm: max relative error ${err.toExponential(2)}`);
     assert(err > 0 && err <= TOLERANCE[precision], `${precision} relative error ${err}`);
   });
 }

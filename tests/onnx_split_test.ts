@@ -4,7 +4,7 @@ import { DEFAULT_BLOCK_PATTERN, splitModel } from "../lib/onnx/split.ts";
 import { blockOfName, partitionGraph, scopeOf } from "../lib/onnx/partition.ts";
 import { sha256File } from "../lib/io/hash.ts";
 import { isExternal } from "../lib/onnx/tensor.ts";
-import { validatePlan } from "../lib/unet/plan.ts";
+import { validateSplitManifest } from "../lib/unet/split_manifest.ts";
 
 const FIXTURES = new URL("./fixtures/", import.meta.url).pathname;
 const FIXTURE = `${FIXTURES}tiny_unet.onnx`;
@@ -66,32 +66,34 @@ Deno.test("module paths come from node names; the pattern picks the shortest mat
 
 Deno.test("the fixture splits into glue, block, …, glue with residual outputs and verified files", async () => {
   await withTemp(async (tmp) => {
-    const out = `${tmp}/plan`;
-    const { plan } = await splitModel(FIXTURE, { out });
-    assertEquals(JSON.parse(await Deno.readTextFile(`${out}/plan.json`)), plan);
-    validatePlan(plan);
-    assertEquals(plan.mode, "residual");
-    assertEquals(plan.precision, "fp32");
-    assertEquals(plan.source.file, "tiny_unet.onnx");
-    assertEquals(plan.source.sha256, await sha256File(FIXTURE));
-    assertEquals(plan.inputs.map((i) => [i.name, i.dtype, i.shape]), [
+    const out = `${tmp}/manifest`;
+    const { manifest } = await splitModel(FIXTURE, { out });
+    assertEquals(JSON.parse(await Deno.readTextFile(`${out}/split.json`)), manifest);
+    validateSplitManifest(manifest);
+    assertEquals(manifest.mode, "residual");
+    assertEquals(manifest.precision, "fp32");
+    assertEquals(manifest.source.file, "tiny_unet.onnx");
+    assertEquals(manifest.source.sha256, await sha256File(FIXTURE));
+    assertEquals(manifest.inputs.map((i) => [i.name, i.dtype, i.shape]), [
       ["sample", "float32", ["batch", 4, 8, 8]],
       ["timestep", "int64", [1]],
       ["encoder_hidden_states", "float32", ["batch", 4, 16]],
     ]);
-    assertEquals(plan.segments.filter((s) => s.kind === "block").map((s) => s.name), BLOCKS);
-    plan.segments.forEach((s, i) => assertEquals(s.kind, i % 2 === 0 ? "glue" : "block", s.name));
-    assertEquals(plan.segments.length, 2 * BLOCKS.length + 1);
+    assertEquals(manifest.segments.filter((s) => s.kind === "block").map((s) => s.name), BLOCKS);
+    manifest.segments.forEach((s, i) =>
+      assertEquals(s.kind, i % 2 === 0 ? "glue" : "block", s.name)
+    );
+    assertEquals(manifest.segments.length, 2 * BLOCKS.length + 1);
     assertEquals(
       await listDir(out),
-      [...plan.segments.map((s) => s.file), "plan.json"].sort(),
+      [...manifest.segments.map((s) => s.file), "split.json"].sort(),
     );
-    for (const s of plan.segments) {
+    for (const s of manifest.segments) {
       assertEquals(await sha256File(`${out}/${s.file}`), s.sha256, s.file);
     }
 
-    const produced = new Set(plan.inputs.map((i) => i.name));
-    for (const [i, s] of plan.segments.entries()) {
+    const produced = new Set(manifest.inputs.map((i) => i.name));
+    for (const [i, s] of manifest.segments.entries()) {
       for (const t of s.inputs) {
         assert(produced.has(t.name), `${s.name} reads ${t.name} before it exists`);
       }
@@ -104,19 +106,19 @@ Deno.test("the fixture splits into glue, block, …, glue with residual outputs 
       assertEquals(s.outputs[0].dtype, "float32");
       assertEquals(s.outputs[0].shape[0], "batch");
       assertEquals(s.outputs[0].shape.length, 4);
-      const next = decodeModel(await Deno.readFile(`${out}/${plan.segments[i + 1].file}`));
+      const next = decodeModel(await Deno.readFile(`${out}/${manifest.segments[i + 1].file}`));
       const add = next.graph.node.find((n) =>
         n.name === `/${s.name.replace(/\.(attentions)/, "/$1")}/Add`
       );
       assert(add && add.input.includes(s.cached!) && add.input.includes(s.blockInput!));
     }
-    assertEquals(plan.segments[1].outputs[0].shape, ["batch", 8, 8, 8]);
+    assertEquals(manifest.segments[1].outputs[0].shape, ["batch", 8, 8, 8]);
     assert(produced.has("out_sample"));
 
     // every computing node of the source is in exactly one segment; constants may be copied
     const src = decodeModel(await Deno.readFile(FIXTURE));
     const count = new Map<string, number>();
-    for (const s of plan.segments) {
+    for (const s of manifest.segments) {
       const m = decodeModel(await Deno.readFile(`${out}/${s.file}`));
       for (const n of m.graph.node) count.set(n.name, (count.get(n.name) ?? 0) + 1);
       assertEquals(m.graph.input.map((v) => v.name), s.inputs.map((t) => t.name));
@@ -138,9 +140,9 @@ Deno.test("the fixture splits into glue, block, …, glue with residual outputs 
 
 Deno.test("output mode caches the whole block output", async () => {
   await withTemp(async (tmp) => {
-    const { plan } = await splitModel(FIXTURE, { out: `${tmp}/plan`, mode: "output" });
-    assertEquals(plan.mode, "output");
-    for (const s of plan.segments.filter((x) => x.kind === "block")) {
+    const { manifest } = await splitModel(FIXTURE, { out: `${tmp}/manifest`, mode: "output" });
+    assertEquals(manifest.mode, "output");
+    for (const s of manifest.segments.filter((x) => x.kind === "block")) {
       assertEquals(s.cached, `/${s.name.replace(/\.(attentions)/, "/$1")}/Add_output_0`);
       assertEquals(s.outputs.map((o) => o.name), [s.cached]);
       assert(s.blockInput?.endsWith("_output_0"));
@@ -152,19 +154,22 @@ Deno.test("a model with external data splits into the same segment files", async
   await withTemp(async (tmp) => {
     const a = await splitModel(FIXTURE, { out: `${tmp}/a` });
     const b = await splitModel(`${FIXTURES}tiny_unet_external.onnx`, { out: `${tmp}/b` });
-    assertEquals(b.plan.segments.map((s) => s.sha256), a.plan.segments.map((s) => s.sha256));
+    assertEquals(
+      b.manifest.segments.map((s) => s.sha256),
+      a.manifest.segments.map((s) => s.sha256),
+    );
   });
 });
 
 Deno.test("segments over the size threshold keep their weights in a .weights file", async () => {
   await withTemp(async (tmp) => {
-    const out = `${tmp}/plan`;
-    const { plan } = await splitModel(`${FIXTURES}tiny_unet_external.onnx`, {
+    const out = `${tmp}/manifest`;
+    const { manifest } = await splitModel(`${FIXTURES}tiny_unet_external.onnx`, {
       out,
       externalThreshold: 20_000,
     });
-    const withWeights = plan.segments.filter((s) => s.externalData);
-    assert(withWeights.length >= 2 && withWeights.length < plan.segments.length);
+    const withWeights = manifest.segments.filter((s) => s.externalData);
+    assert(withWeights.length >= 2 && withWeights.length < manifest.segments.length);
     for (const s of withWeights) {
       const [x] = s.externalData!;
       assertEquals(x.file, s.file.replace(".onnx", ".weights"));
@@ -181,7 +186,7 @@ Deno.test("segments over the size threshold keep their weights in a .weights fil
 
 Deno.test("bad inputs are refused with clear errors and leave nothing behind", async () => {
   await withTemp(async (tmp) => {
-    const out = `${tmp}/plan`;
+    const out = `${tmp}/manifest`;
     await Deno.writeTextFile(`${tmp}/notes.onnx`, "this is not a model\n");
     await rejects(splitModel(`${tmp}/notes.onnx`, { out }), "not an ONNX model");
     await rejects(splitModel(`${tmp}/absent.onnx`, { out }), "cannot read model");
@@ -229,7 +234,7 @@ Deno.test("a cut that would leave a dangling tensor is refused", async () => {
     m.graph.output.push({ name: "probe", type: { tensor: { elemType: DataType.FLOAT } } });
     await Deno.writeFile(`${tmp}/probe.onnx`, encodeModel(m));
     const e = await rejects(
-      splitModel(`${tmp}/probe.onnx`, { out: `${tmp}/plan` }),
+      splitModel(`${tmp}/probe.onnx`, { out: `${tmp}/manifest` }),
       "dangling tensor",
     );
     assert(
@@ -290,27 +295,27 @@ Deno.test("a failure while writing leaves no partial folder", async () => {
     // the external-data model without its weights file: fails after writing has started
     await Deno.copyFile(`${FIXTURES}tiny_unet_external.onnx`, `${tmp}/m.onnx`);
     await rejects(
-      splitModel(`${tmp}/m.onnx`, { out: `${tmp}/plan` }),
+      splitModel(`${tmp}/m.onnx`, { out: `${tmp}/manifest` }),
       "tiny_unet_external.weights cannot be opened",
     );
     assertEquals(await listDir(tmp), ["m.onnx"]);
   });
 });
 
-Deno.test("an earlier plan is replaced; any other folder is left alone", async () => {
+Deno.test("an earlier manifest is replaced; any other folder is left alone", async () => {
   await withTemp(async (tmp) => {
-    const out = `${tmp}/plan`;
+    const out = `${tmp}/manifest`;
     await splitModel(FIXTURE, { out, mode: "output" });
     await Deno.writeTextFile(`${out}/stale.txt`, "from before");
-    const { plan } = await splitModel(FIXTURE, { out });
-    assertEquals(plan.mode, "residual");
+    const { manifest } = await splitModel(FIXTURE, { out });
+    assertEquals(manifest.mode, "residual");
     assert(!(await listDir(out)).includes("stale.txt"));
-    assertEquals(await listDir(tmp), ["plan"]);
+    assertEquals(await listDir(tmp), ["manifest"]);
 
     const other = `${tmp}/photos`;
     await Deno.mkdir(other);
     await Deno.writeTextFile(`${other}/cat.txt`, "meow");
-    await rejects(splitModel(FIXTURE, { out: other }), "is not a plan folder");
+    await rejects(splitModel(FIXTURE, { out: other }), "is not a split folder");
     assertEquals(await listDir(other), ["cat.txt"]);
   });
 });

@@ -7,7 +7,7 @@
 import { assert, assertEquals, assertRejects } from "./_assert.ts";
 import { loadFastestPipeline, PROBE_REQUEST } from "../lib/pipeline/fastest.ts";
 import { Pipeline } from "../lib/pipeline/pipeline.ts";
-import type { BackendName } from "../lib/pipeline/types.ts";
+import type { Backend } from "../lib/pipeline/types.ts";
 import { probeWebGpu } from "../lib/runtime/backend.ts";
 import { DEFAULT_MODEL_DIR } from "./support/generator.ts";
 
@@ -47,7 +47,7 @@ Deno.test({
 });
 
 Deno.test("fastest: a backend that fails is skipped, and all failing is one clear error", async () => {
-  const failOn = (bad: BackendName[]) => async (backend: BackendName) => {
+  const failOn = (bad: Backend[]) => async (backend: Backend) => {
     if (bad.includes(backend)) throw new Error(`no ${backend} here`);
     return await Pipeline.load(DEFAULT_MODEL_DIR, { backend, log: () => {} });
   };

@@ -11,7 +11,7 @@ import { assert, assertEquals } from "./_assert.ts";
 import { startService } from "../main.ts";
 import { buildPlayground } from "../web/build.ts";
 import { defaultConfig } from "../lib/server/config.ts";
-import { silentLogger } from "../lib/server/log.ts";
+import { silentLogger } from "../lib/io/log.ts";
 import { testGenerator } from "./support/generator.ts";
 import { pngSize } from "./support/http.ts";
 

@@ -3,12 +3,11 @@ import { DataType, encodeModel, type ValueInfo } from "../lib/onnx/model.ts";
 import {
   type Backend,
   BackendUnavailableError,
-  createSession,
   isSoftwareAdapter,
   probeWebGpu,
   resolveBackend,
-  serialized,
 } from "../lib/runtime/backend.ts";
+import { createSession, serialized } from "../lib/runtime/session.ts";
 import { ort } from "../lib/runtime/ort.ts";
 import { toCpu, toFloat32 } from "../lib/runtime/tensors.ts";
 

@@ -33,7 +33,7 @@ Deno.test("loadConfig: bad values name the variable", () => {
     [{ QUEUE_MAX: "-1" }, "QUEUE_MAX"],
     [{ DEFAULT_DEADLINE_MS: "0" }, "DEFAULT_DEADLINE_MS"],
     [{ DEFAULT_DEADLINE_MS: "9999999" }, "DEFAULT_DEADLINE_MS"],
-    [{ BACKEND: "cuda" }, "BACKEND must be one of auto, wasm, webgpu"],
+    [{ BACKEND: "cuda" }, "BACKEND must be one of auto, webgpu, wasm"],
     [{ AUTO_CACHE: "yes" }, "AUTO_CACHE"],
     [{ API_TOKEN: "short" }, "API_TOKEN must be at least 16"],
     [{ API_TOKEN: "has a space in the token" }, "API_TOKEN must not contain whitespace"],

@@ -7,7 +7,7 @@ import {
   resolveDeadline,
   retryAfterSeconds,
 } from "../lib/server/planner.ts";
-import type { ModelInfo, PlanSpec } from "../lib/server/generator.ts";
+import type { ModelInfo, PlanSpec } from "../lib/pipeline/types.ts";
 
 const model: ModelInfo = {
   name: "m",

@@ -5,8 +5,8 @@
 import { assert, assertEquals } from "./_assert.ts";
 import { type Service, startService } from "../main.ts";
 import { defaultConfig, type ServerConfig } from "../lib/server/config.ts";
-import type { ImageGenerator } from "../lib/server/generator.ts";
-import { silentLogger } from "../lib/server/log.ts";
+import type { ImageGenerator } from "../lib/pipeline/types.ts";
+import { silentLogger } from "../lib/io/log.ts";
 import type { CronFn } from "../lib/jobs/thumbnails.ts";
 import { testGenerator } from "./support/generator.ts";
 import { gated } from "./support/wrap_generator.ts";

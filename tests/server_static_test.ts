@@ -2,7 +2,7 @@
 import { assert, assertEquals } from "./_assert.ts";
 import { createApp } from "../lib/server/app.ts";
 import { defaultConfig } from "../lib/server/config.ts";
-import type { ImageGenerator } from "../lib/server/generator.ts";
+import type { ImageGenerator } from "../lib/pipeline/types.ts";
 import { isPlaygroundPath } from "../lib/server/static.ts";
 
 const TOKEN = "static-token-0123456789";

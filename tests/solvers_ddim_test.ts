@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { createDdimSolver } from "../lib/solvers/ddim.ts";
-import { alphasCumprod, DEFAULT_SCHEDULER_CONFIG } from "../lib/solvers/schedule.ts";
+import { alphasCumprod, DEFAULT_SCHEDULER_CONFIG } from "../lib/solvers/scheduler_config.ts";
 import { assertClose, REFERENCE, replayCase } from "./fixtures/solver_reference.ts";
 
 Deno.test("DDIM matches the independent numpy reference step by step", () => {

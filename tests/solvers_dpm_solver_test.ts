@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { createDdimSolver } from "../lib/solvers/ddim.ts";
 import { createDpmSolver } from "../lib/solvers/dpm_solver.ts";
-import { DEFAULT_SCHEDULER_CONFIG, type SchedulerConfig } from "../lib/solvers/schedule.ts";
+import { DEFAULT_SCHEDULER_CONFIG, type SchedulerConfig } from "../lib/solvers/scheduler_config.ts";
 import type { Solver, StepResult } from "../lib/solvers/solver.ts";
 import { assertClose, fakeModel, REFERENCE, replayCase } from "./fixtures/solver_reference.ts";
 

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { createEulerSolver } from "../lib/solvers/euler.ts";
-import { alphasCumprod, DEFAULT_SCHEDULER_CONFIG } from "../lib/solvers/schedule.ts";
+import { alphasCumprod, DEFAULT_SCHEDULER_CONFIG } from "../lib/solvers/scheduler_config.ts";
 import { assertClose, REFERENCE, replayCase } from "./fixtures/solver_reference.ts";
 
 Deno.test("Euler matches the independent numpy reference step by step (incl. model input)", () => {

@@ -19,7 +19,7 @@ import {
   DEFAULT_SCHEDULER_CONFIG,
   type SchedulerConfig,
   sigmaAt,
-} from "../lib/solvers/schedule.ts";
+} from "../lib/solvers/scheduler_config.ts";
 
 const M = 0.3, S = 0.6;
 

@@ -1,6 +1,7 @@
 import { assert, assertEquals } from "./_assert.ts";
 import { splitModel } from "../lib/onnx/split.ts";
-import { type Backend, createSession, probeWebGpu } from "../lib/runtime/backend.ts";
+import { type Backend, probeWebGpu } from "../lib/runtime/backend.ts";
+import { createSession } from "../lib/runtime/session.ts";
 import { ort, type Tensor } from "../lib/runtime/ort.ts";
 import { toFloat32, zeros } from "../lib/runtime/tensors.ts";
 import { type BlockPolicy, UNetEngine } from "../lib/unet/engine.ts";
@@ -108,7 +109,7 @@ async function equalsMonolithic(dir: string, backend: Backend) {
       all > glueOnly && glueOnly > 0,
       `expected ${all} ms with blocks, ${glueOnly} ms without`,
     );
-    assertEquals(timings.length, engine.plan.segments.length);
+    assertEquals(timings.length, engine.manifest.segments.length);
     for (const t of timings) {
       assertEquals(t.runs, 3);
       assert(t.lastMs !== undefined && t.lastMs >= 0 && t.meanMs !== undefined && !t.skipped);
@@ -118,20 +119,20 @@ async function equalsMonolithic(dir: string, backend: Backend) {
   }
 }
 
-Deno.test("wasm: the residual plan equals the monolithic model within 1e-5", async () => {
+Deno.test("wasm: the residual manifest equals the monolithic model within 1e-5", async () => {
   await equalsMonolithic((await getPlans()).residual, "wasm");
 });
 
-Deno.test("wasm: the output-mode plan equals the monolithic model within 1e-5", async () => {
+Deno.test("wasm: the output-mode manifest equals the monolithic model within 1e-5", async () => {
   await equalsMonolithic((await getPlans()).output, "wasm");
 });
 
-Deno.test("wasm: a plan whose segments keep weights in .weights files loads and matches", async () => {
+Deno.test("wasm: a manifest whose segments keep weights in .weights files loads and matches", async () => {
   await equalsMonolithic((await getPlans()).external, "wasm");
 });
 
 Deno.test({
-  name: "webgpu: the residual plan equals the monolithic model within 1e-5",
+  name: "webgpu: the residual manifest equals the monolithic model within 1e-5",
   ignore: !ADAPTER,
   fn: async () => {
     await equalsMonolithic((await getPlans()).residual, "webgpu");
@@ -231,7 +232,7 @@ Deno.test("an aborted run rejects with the signal's reason and the engine keeps 
   }
 });
 
-Deno.test("inputs are checked against the plan's dtypes", async () => {
+Deno.test("inputs are checked against the manifest's dtypes", async () => {
   const engine = await UNetEngine.load((await getPlans()).residual, {
     backend: "wasm",
     log: () => {},
@@ -252,14 +253,14 @@ Deno.test("inputs are checked against the plan's dtypes", async () => {
   }
 });
 
-Deno.test("a modified or missing plan file is detected by its sha256", async () => {
+Deno.test("a modified or missing manifest file is detected by its sha256", async () => {
   const src = (await getPlans()).residual;
   const dir = `${TMP}/tampered`;
   await Deno.mkdir(dir);
-  const plan = JSON.parse(await Deno.readTextFile(`${src}/plan.json`));
-  for (const s of plan.segments) await Deno.copyFile(`${src}/${s.file}`, `${dir}/${s.file}`);
-  await Deno.copyFile(`${src}/plan.json`, `${dir}/plan.json`);
-  const victim = plan.segments[3].file;
+  const manifest = JSON.parse(await Deno.readTextFile(`${src}/split.json`));
+  for (const s of manifest.segments) await Deno.copyFile(`${src}/${s.file}`, `${dir}/${s.file}`);
+  await Deno.copyFile(`${src}/split.json`, `${dir}/split.json`);
+  const victim = manifest.segments[3].file;
   const bytes = await Deno.readFile(`${dir}/${victim}`);
   bytes[bytes.length - 5] ^= 1;
   await Deno.writeFile(`${dir}/${victim}`, bytes);
@@ -267,7 +268,7 @@ Deno.test("a modified or missing plan file is detected by its sha256", async () 
     try {
       await UNetEngine.load(dir, { backend: "wasm", log: () => {} });
     } catch (e) {
-      assertEquals((e as Error).name, "PlanIntegrityError");
+      assertEquals((e as Error).name, "SplitIntegrityError");
       return (e as Error).message;
     }
     return "";
@@ -276,7 +277,7 @@ Deno.test("a modified or missing plan file is detected by its sha256", async () 
   assert(m1.includes(victim) && m1.includes("sha256"), m1);
   await Deno.remove(`${dir}/${victim}`);
   assert((await message()).includes(`cannot read ${victim}`));
-  await Deno.writeTextFile(`${dir}/plan.json`, "{}");
+  await Deno.writeTextFile(`${dir}/split.json`, "{}");
   assert((await message()).includes("format must be"));
 });
 

@@ -13,7 +13,7 @@ import {
   requestBody,
 } from "../web/src/api.ts";
 import { validateGeneration } from "../lib/server/validate.ts";
-import type { ModelInfo } from "../lib/server/generator.ts";
+import type { ModelInfo } from "../lib/pipeline/types.ts";
 
 const FORM: FormValues = {
   prompt: "  a red apple ",

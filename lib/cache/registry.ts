@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { SolverName } from "../pipeline/types.ts";
+import type { SolverName } from "../solvers/solver.ts";
 import { checkScheduleFits, parseSchedule, type Schedule, scheduleFileName } from "./schedule.ts";
 
 /** `<solver>-<steps>-<name>.json`; other files (curves, pictures, index) are not schedules. */

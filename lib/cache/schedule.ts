@@ -3,24 +3,24 @@
  * types, validation, a stable serializer and the check that a schedule fits a request.
  *
  * A schedule is a lookup table `recompute[step][block]` computed offline for one (model, solver,
- * step count) — by the paper's Eq. 7 rule (`kind: "auto"`) or every N steps (`kind: "uniform"`) —
+ * step count) — by the paper's Eq. 7 rule (`kind: "delta"`) or every N steps (`kind: "uniform"`) —
  * plus the optional per-(block, reuse step) per-channel scale-shift that corrects a reused value.
  * Pure data and functions; nothing here touches a model.
  *
  * @module
  */
 
-import type { SolverName } from "../pipeline/types.ts";
-import type { CacheMode } from "../unet/plan.ts";
+import { type SolverName, SOLVERS } from "../solvers/solver.ts";
+import type { CacheMode } from "../unet/split_manifest.ts";
 
 /** The `format` string of version 1 of the schedule file. */
 export const SCHEDULE_FORMAT = "blockcache-schedule/1";
 
 /** Solvers a schedule can be made for (the pipeline's solvers). */
-export const SCHEDULE_SOLVERS: readonly SolverName[] = ["ddim", "dpm", "euler"];
+export const SCHEDULE_SOLVERS: readonly SolverName[] = SOLVERS;
 
 /** How the recompute table was made: the paper's Eq. 7 rule, or every N steps (DeepCache-like). */
-export type ScheduleKind = "auto" | "uniform";
+export type ScheduleKind = "delta" | "uniform";
 
 /**
  * Per-channel correction of a reused value: `value * scale[c] + shift[c]` (the paper's form),
@@ -54,11 +54,11 @@ export interface Schedule {
   /** Short name, unique per (solver, steps): `delta-0.50`, `uniform-2`, … */
   name: string;
   kind: ScheduleKind;
-  /** Eq. 7 threshold the table was derived with (`kind: "auto"`). */
+  /** Eq. 7 threshold the table was derived with (`kind: "delta"`). */
   delta?: number;
   /** Recompute period (`kind: "uniform"`). */
   every?: number;
-  /** Whether a reused value is the block's residual or its whole output (see the plan's mode). */
+  /** Whether a reused value is the block's residual or its whole output (see the split manifest's mode). */
   mode: CacheMode;
   /** Cacheable block names, the column order of `recompute`. */
   blocks: string[];
@@ -122,7 +122,7 @@ export function scheduleFileName(solver: SolverName, steps: number, name: string
 }
 
 /** Conventional name of an Eq. 7 schedule: `delta-0.50` (at least two decimals, more if needed). */
-export function autoScheduleName(delta: number): string {
+export function deltaScheduleName(delta: number): string {
   if (!Number.isFinite(delta) || delta < 0) throw new Error(`delta must be >= 0, got ${delta}`);
   const two = delta.toFixed(2);
   return `delta-${Number(two) === delta ? two : String(Number(delta.toPrecision(6)))}`;
@@ -166,8 +166,8 @@ export function validateSchedule(value: unknown, source = "schedule"): Schedule 
   if (typeof v.name !== "string" || !NAME_RE.test(v.name)) {
     fail("name", `must match ${NAME_RE.source}, got ${JSON.stringify(v.name)}`);
   }
-  if (v.kind !== "auto" && v.kind !== "uniform") {
-    fail("kind", `must be "auto" or "uniform", got ${JSON.stringify(v.kind)}`);
+  if (v.kind !== "delta" && v.kind !== "uniform") {
+    fail("kind", `must be "delta" or "uniform", got ${JSON.stringify(v.kind)}`);
   }
   if (
     v.delta !== undefined && (typeof v.delta !== "number" || !(v.delta >= 0) || !isFinite(v.delta))
@@ -340,7 +340,7 @@ export function serializeSchedule(s: Schedule): string {
   return `{\n${lines.join(",\n")}\n}\n`;
 }
 
-/** What a request asks of a schedule (the engine's plan supplies `blocks` and `mode`). */
+/** What a request asks of a schedule (the engine's split manifest supplies `blocks` and `mode`). */
 export interface ScheduleRequest {
   solver: SolverName;
   steps: number;
@@ -366,23 +366,25 @@ export function checkScheduleFits(schedule: Schedule, request: ScheduleRequest):
   }
   if (request.mode !== undefined && schedule.mode !== request.mode) {
     throw new Error(
-      `${id} caches block ${schedule.mode}s, the model's plan caches ${request.mode}s`,
+      `${id} caches block ${schedule.mode}s, the model's split caches ${request.mode}s`,
     );
   }
   const want = request.blocks;
   const missing = want.filter((b) => !schedule.blocks.includes(b));
   const extra = schedule.blocks.filter((b) => !want.includes(b));
   if (missing.length > 0) {
-    throw new Error(`${id} has no column for block(s) ${missing.join(", ")} of the model's plan`);
+    throw new Error(`${id} has no column for block(s) ${missing.join(", ")} of the model's split`);
   }
   if (extra.length > 0) {
-    throw new Error(`${id} lists block(s) ${extra.join(", ")} that the model's plan does not have`);
+    throw new Error(
+      `${id} lists block(s) ${extra.join(", ")} that the model's split does not have`,
+    );
   }
   const k = want.findIndex((b, i) => schedule.blocks[i] !== b);
   if (k >= 0) {
     throw new Error(
-      `${id} lists the blocks in another order than the model's plan (column ${k} is ` +
-        `${schedule.blocks[k]}, the plan has ${want[k]})`,
+      `${id} lists the blocks in another order than the model's split (column ${k} is ` +
+        `${schedule.blocks[k]}, the split has ${want[k]})`,
     );
   }
 }

@@ -16,8 +16,8 @@ import {
   makeSchedule,
   measureChange,
   type ScaleShiftForm,
-} from "../cache/calibrate.ts";
-import { deltaForSkippedFraction } from "../cache/derive.ts";
+} from "../calibration/calibrate.ts";
+import { deltaForSkippedFraction } from "../calibration/derive.ts";
 import type { ScheduleIndex } from "../cache/registry.ts";
 import { scheduleFileName, serializeSchedule } from "../cache/schedule.ts";
 import { changeHeatmapSvg, scheduleGridSvg } from "../image/plots.ts";
@@ -168,7 +168,7 @@ export async function calibrateCommand(args: string[]): Promise<number> {
     // a target skipped fraction becomes the Eq. 7 delta that reaches it on these curves
     const targetDeltas = targets.map((t) => deltaForSkippedFraction(curves, t).delta);
     const deltas = [...givenDeltas, ...targetDeltas].filter((d, i, all) => all.indexOf(d) === i);
-    const mode = pipeline.unet.plan.mode;
+    const mode = pipeline.unet.manifest.mode;
     const schedules = [
       ...deltas.map((delta) => makeSchedule(model, solver, steps, blocks, mode, { delta, curves })),
       ...uniform.map((every) => makeSchedule(model, solver, steps, blocks, mode, { every })),

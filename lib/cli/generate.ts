@@ -23,6 +23,7 @@ import { FieldError, type RequestInput, resolveRequest } from "../pipeline/reque
 import { registryCacheName } from "../pipeline/service.ts";
 import type { GenerateRequest, GenerateResult } from "../pipeline/types.ts";
 import { BACKEND_CHOICES, type BackendChoice } from "../runtime/backend.ts";
+import { isFile } from "../io/fs.ts";
 
 /** The folder of the shipped models; `--model NAME` means `<this>/NAME`. */
 export const MODELS_ROOT = new URL("../../models", import.meta.url).pathname;
@@ -105,14 +106,6 @@ function flagMessage(e: FieldError): string {
 
 function resolvePath(cwd: string, p: string): string {
   return p.startsWith("/") ? p : `${cwd.replace(/\/+$/, "")}/${p}`;
-}
-
-async function isFile(path: string): Promise<boolean> {
-  try {
-    return (await Deno.stat(path)).isFile;
-  } catch {
-    return false;
-  }
 }
 
 /** The request fields the flags set (the defaults of batch lines). */

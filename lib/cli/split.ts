@@ -2,14 +2,14 @@
  * `deno task split <model.onnx> --out <dir> [--mode residual|output]
  * [--quantize fp32|fp16|int8|uint8] [--blocks <regex>] [--external-threshold-mb <n>]`
  *
- * Cuts a monolithic UNet ONNX export into a block-split plan folder (see `lib/onnx/split.ts`).
+ * Cuts a monolithic UNet ONNX export into a block-split split folder (see `lib/onnx/split.ts`).
  * Bad flags exit with code 2 and a message naming the flag; a model the splitter refuses exits
  * with code 1 and the reason. No stack traces.
  *
  * @module
  */
 
-import type { CacheMode } from "../unet/plan.ts";
+import type { CacheMode } from "../unet/split_manifest.ts";
 import type { Precision } from "../onnx/quantize.ts";
 import { DEFAULT_BLOCK_PATTERN, splitModel } from "../onnx/split.ts";
 import { parseFlags, UsageError } from "./flags.ts";
@@ -29,7 +29,7 @@ export interface SplitArgs {
 /** Usage text. */
 export const USAGE = `usage: deno task split <model.onnx> --out <dir> [options]
 
-  --out <dir>                 plan folder to write (an earlier plan there is replaced)
+  --out <dir>                 split folder to write (an earlier manifest there is replaced)
   --mode residual|output      cache the block residual (default) or the whole block output
   --quantize fp32|fp16|int8|uint8
                               weight precision of the segment files (default fp32)
@@ -57,7 +57,7 @@ export function parseSplitArgs(args: string[]): SplitArgs {
     throw new UsageError(`one model file expected, got: ${positional.join(" ")}`);
   }
   const out = flags.out as string | undefined;
-  if (!out) throw new UsageError("flag --out is required (the plan folder to write)");
+  if (!out) throw new UsageError("flag --out is required (the split folder to write)");
   const mode = (flags.mode as string | undefined) ?? "residual";
   if (!MODES.includes(mode)) {
     throw new UsageError(`--mode must be residual or output, got "${mode}"`);
@@ -105,7 +105,7 @@ export async function main(
     throw e;
   }
   try {
-    const { plan, dir } = await splitModel(parsed.model, {
+    const { manifest, dir } = await splitModel(parsed.model, {
       out: parsed.out,
       mode: parsed.mode,
       precision: parsed.precision,
@@ -113,9 +113,9 @@ export async function main(
       externalThreshold: parsed.externalThreshold,
       log: out,
     });
-    const blocks = plan.segments.filter((s) => s.kind === "block").length;
+    const blocks = manifest.segments.filter((s) => s.kind === "block").length;
     out(
-      `wrote ${dir}: ${plan.segments.length} segments, ${blocks} cacheable blocks (${plan.mode}, ${plan.precision})`,
+      `wrote ${dir}: ${manifest.segments.length} segments, ${blocks} cacheable blocks (${manifest.mode}, ${manifest.precision})`,
     );
     return 0;
   } catch (e) {

@@ -7,7 +7,7 @@
  */
 import { parseFlags, UsageError } from "./flags.ts";
 import { ConfigError, loadConfig } from "../server/config.ts";
-import { jsonLogger } from "../server/log.ts";
+import { jsonLogger } from "../io/log.ts";
 import { JobsFileError, loadThumbnailJobs, runAllThumbnailJobs } from "../jobs/thumbnails.ts";
 import { loadGenerator } from "../pipeline/service.ts";
 

@@ -8,7 +8,8 @@
 import type { RgbaImage } from "../image/png.ts";
 import { frechetDistance } from "../metrics/fd.ts";
 import { kernelInceptionDistance } from "../metrics/kid.ts";
-import { type Backend, createSession, serialized } from "../runtime/backend.ts";
+import { type Backend } from "../runtime/backend.ts";
+import { createSession, serialized } from "../runtime/session.ts";
 import type { Session } from "../runtime/ort.ts";
 import { float32Tensor, toFloat32 } from "../runtime/tensors.ts";
 

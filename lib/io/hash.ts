@@ -13,3 +13,8 @@ export async function sha256File(path: string): Promise<string> {
   for await (const chunk of file.readable) hash.update(chunk);
   return hash.digest("hex");
 }
+
+/** The sha256 (hex) of bytes already in memory. */
+export function sha256Bytes(bytes: Uint8Array): string {
+  return createHash("sha256").update(bytes).digest("hex");
+}

@@ -8,9 +8,10 @@
  * @module
  */
 import { isTempFile, writeFileAtomic } from "../io/atomic.ts";
-import type { GenerateRequest, ImageGenerator } from "../server/generator.ts";
-import { errorFields, type Logger, silentLogger } from "../server/log.ts";
+import type { GenerateRequest, ImageGenerator } from "../pipeline/types.ts";
+import { errorFields, type Logger, silentLogger } from "../io/log.ts";
 import { LIMITS } from "../pipeline/request.ts";
+import { isFile } from "../io/fs.ts";
 
 /** One job of the jobs file. */
 export interface ThumbnailJob {
@@ -222,14 +223,6 @@ function join(dir: string, file: string): string {
   return dir.endsWith("/") ? dir + file : `${dir}/${file}`;
 }
 
-async function exists(path: string): Promise<boolean> {
-  try {
-    return (await Deno.stat(path)).isFile;
-  } catch {
-    return false;
-  }
-}
-
 /** Reads an output folder's index, keeping only entries whose file exists. */
 export async function readThumbnailIndex(outDir: string, job: string): Promise<ThumbnailIndex> {
   const empty: ThumbnailIndex = { format: "thumbnails-index/1", job, updated: "", images: [] };
@@ -245,7 +238,7 @@ export async function readThumbnailIndex(outDir: string, job: string): Promise<T
   for (const e of images) {
     if (
       e && typeof e.file === "string" && !e.file.includes("/") && typeof e.prompt === "string" &&
-      await exists(join(outDir, e.file))
+      await isFile(join(outDir, e.file))
     ) kept.push(e);
   }
   return { ...empty, updated: String((raw as ThumbnailIndex).updated ?? ""), images: kept };
@@ -344,7 +337,7 @@ export async function runThumbnailJob(
       });
     }
   }
-  if (report.written.length === 0 && !(await exists(join(job.outDir, INDEX_FILE)))) {
+  if (report.written.length === 0 && !(await isFile(join(job.outDir, INDEX_FILE)))) {
     await saveIndex();
   }
   log[report.failed.length ? "warn" : "info"]("thumbnail job done", {

@@ -1,11 +1,12 @@
 /**
  * A model folder in optimum's Stable Diffusion layout (`model_index.json`, `scheduler/`,
- * `tokenizer/`, `text_encoder/`, `unet/` as a block-split plan, `vae_decoder/`), read into plain
+ * `tokenizer/`, `text_encoder/`, `unet/` as a block-split UNet, `vae_decoder/`), read into plain
  * data: paths and configs, no sessions. The default model and a user's SD export load alike.
  *
  * @module
  */
-import { parseSchedulerConfig, type SchedulerConfig } from "../solvers/schedule.ts";
+import { parseSchedulerConfig, type SchedulerConfig } from "../solvers/scheduler_config.ts";
+import { isFile } from "../io/fs.ts";
 
 /** A linear latent→RGB map for cheap previews: `rgb[c] = Σ_k weights[c][k]·latent[k] + bias[c]`. */
 export interface PreviewMap {
@@ -20,7 +21,7 @@ export interface ModelFolder {
   scheduler: SchedulerConfig;
   tokenizerDir: string;
   textEncoderFile: string;
-  /** The block-split UNet plan folder (contains plan.json). */
+  /** The block-split UNet folder (contains split.json). */
   unetDir: string;
   /** null for a pixel-space model (identity decode). */
   vaeDecoderFile: string | null;
@@ -46,35 +47,26 @@ async function readJson<T>(path: string, what: string): Promise<T> {
   }
 }
 
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /** Reads a model folder; throws an Error naming the missing or bad file. */
 export async function readModelFolder(dir: string): Promise<ModelFolder> {
   const index = await readJson<Record<string, unknown>>(`${dir}/model_index.json`, "model");
   const scheduler = parseSchedulerConfig(
     await readJson<unknown>(`${dir}/scheduler/scheduler_config.json`, "scheduler"),
   );
-  const plan = await readJson<{ inputs: { name: string; shape: (number | string)[] }[] }>(
-    `${dir}/unet/plan.json`,
+  const split = await readJson<{ inputs: { name: string; shape: (number | string)[] }[] }>(
+    `${dir}/unet/split.json`,
     "unet (run `deno task split` on the UNet export first)",
   );
-  const sampleShape = plan.inputs.find((i) => i.name === "sample")?.shape ?? [];
+  const sampleShape = split.inputs.find((i) => i.name === "sample")?.shape ?? [];
   const latentChannels = typeof sampleShape[1] === "number" ? sampleShape[1] : 4;
   const latentSize = typeof sampleShape[2] === "number"
     ? sampleShape[2]
     : Number(index.latent_size ?? 64);
-  const hasVae = await exists(`${dir}/vae_decoder/model.onnx`);
-  const vaeConfig = hasVae && await exists(`${dir}/vae_decoder/config.json`)
+  const hasVae = await isFile(`${dir}/vae_decoder/model.onnx`);
+  const vaeConfig = hasVae && await isFile(`${dir}/vae_decoder/config.json`)
     ? await readJson<{ scaling_factor?: number }>(`${dir}/vae_decoder/config.json`, "vae_decoder")
     : {};
-  const preview = await exists(`${dir}/vae_decoder/preview.json`)
+  const preview = await isFile(`${dir}/vae_decoder/preview.json`)
     ? await readJson<PreviewMap>(`${dir}/vae_decoder/preview.json`, "vae_decoder preview")
     : null;
   return {

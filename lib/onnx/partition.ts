@@ -21,7 +21,7 @@
  * @module
  */
 
-import type { CacheMode } from "../unet/plan.ts";
+import type { CacheMode } from "../unet/split_manifest.ts";
 import { inferGraph } from "./infer.ts";
 import { DataType, type Graph, type Model, type Node, type TensorProto } from "./model.ts";
 

@@ -1,14 +1,20 @@
 /**
- * `splitModel`: cuts a monolithic UNet ONNX model into a block-split plan folder: one `.onnx`
- * per segment (glue, block, glue, …) and `plan.json` (see `lib/unet/plan.ts`) with the sha256 of
+ * `splitModel`: cuts a monolithic UNet ONNX model into a block-split split folder: one `.onnx`
+ * per segment (glue, block, glue, …) and `split.json` (see `lib/unet/split_manifest.ts`) with the sha256 of
  * every file. Weights in external data are read lazily, one segment at a time. The folder is
  * written beside the target under a temporary name and renamed at the end, so a failure never
- * leaves a half-written plan.
+ * leaves a half-written manifest.
  *
  * @module
  */
 
-import type { CacheMode, Plan, PlanDType, Segment, TensorSpec } from "../unet/plan.ts";
+import type {
+  CacheMode,
+  Segment,
+  SplitManifest,
+  TensorDType,
+  TensorSpec,
+} from "../unet/split_manifest.ts";
 import { ExternalDataReader } from "./external.ts";
 import { type Dim, inferGraph, type TensorInfo } from "./infer.ts";
 import {
@@ -29,12 +35,13 @@ import { type Precision, quantizeModel } from "./quantize.ts";
 import { dataTypeName, isExternal } from "./tensor.ts";
 import { sha256File } from "../io/hash.ts";
 import { writeChunks, writeModelFile } from "./write.ts";
+import { statOrUndefined } from "../io/fs.ts";
 
 export { DEFAULT_BLOCK_PATTERN, SplitError };
 
 /** Options of {@link splitModel}. */
 export interface SplitOptions {
-  /** The plan folder to create (replaced if it holds an earlier plan). */
+  /** The split folder to create (replaced if it holds an earlier manifest). */
   out: string;
   /** `residual` (default): blocks output their residual; `output`: their whole output. */
   mode?: CacheMode;
@@ -51,7 +58,7 @@ export interface SplitOptions {
 /** What {@link splitModel} wrote. */
 export interface SplitResult {
   dir: string;
-  plan: Plan;
+  manifest: SplitManifest;
 }
 
 const PLAN_DTYPES = new Set([
@@ -74,18 +81,9 @@ function basename(path: string): string {
   return path.replace(/\/+$/, "").split("/").pop()!;
 }
 
-async function exists(path: string): Promise<Deno.FileInfo | undefined> {
-  try {
-    return await Deno.stat(path);
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return undefined;
-    throw e;
-  }
-}
-
-/** Refuses a target that exists and is not an earlier plan folder (or empty). */
+/** Refuses a target that exists and is not an earlier split folder (or empty). */
 async function checkTarget(out: string): Promise<boolean> {
-  const st = await exists(out);
+  const st = await statOrUndefined(out);
   if (!st) return false;
   if (!st.isDirectory) throw new SplitError(`output ${out} exists and is not a folder`);
   let empty = true;
@@ -93,9 +91,9 @@ async function checkTarget(out: string): Promise<boolean> {
     empty = false;
     break;
   }
-  if (!empty && !(await exists(`${out}/plan.json`))) {
+  if (!empty && !(await statOrUndefined(`${out}/split.json`))) {
     throw new SplitError(
-      `output folder ${out} exists and is not a plan folder; refusing to overwrite it`,
+      `output folder ${out} exists and is not a split folder; refusing to overwrite it`,
     );
   }
   return true;
@@ -108,7 +106,7 @@ function tensorSpec(name: string, info: TensorInfo | undefined): TensorSpec {
   }
   const spec: TensorSpec = {
     name,
-    dtype: dtype as PlanDType,
+    dtype: dtype as TensorDType,
     shape: info?.shape ? [...info.shape] : [],
   };
   if (!info?.shape) spec.rankUnknown = true;
@@ -194,7 +192,7 @@ function fileSafe(name: string): string {
 }
 
 /**
- * Splits the ONNX model at `modelPath` into a plan folder at `opts.out`. Throws
+ * Splits the ONNX model at `modelPath` into a split folder at `opts.out`. Throws
  * {@link SplitError} for inputs a person must fix (not ONNX, pattern matches nothing, dangling
  * cut, output folder in the way); nothing is left behind on failure.
  */
@@ -273,8 +271,8 @@ export async function splitModel(modelPath: string, opts: SplitOptions): Promise
       );
     }
     const gi = new Set(model.graph.initializer.map((t) => t.name));
-    const plan: Plan = {
-      format: "blockcache-plan/1",
+    const manifest: SplitManifest = {
+      format: "blockcache-split/1",
       source: { file: basename(modelPath), sha256: await sha256File(modelPath) },
       mode,
       precision,
@@ -285,10 +283,10 @@ export async function splitModel(modelPath: string, opts: SplitOptions): Promise
       outputs: model.graph.output.map((v) => tensorSpec(v.name, info.get(v.name))),
       segments,
     };
-    const json = new TextEncoder().encode(JSON.stringify(plan, null, 2) + "\n");
-    await writeChunks(`${tmp}/plan.json`, [json]);
+    const json = new TextEncoder().encode(JSON.stringify(manifest, null, 2) + "\n");
+    await writeChunks(`${tmp}/split.json`, [json]);
     await replaceFolder(tmp, out);
-    return { dir: out, plan };
+    return { dir: out, manifest };
   } catch (e) {
     await Deno.remove(tmp, { recursive: true }).catch(() => {});
     throw e;
@@ -297,7 +295,7 @@ export async function splitModel(modelPath: string, opts: SplitOptions): Promise
   }
 }
 
-/** Moves a finished temp folder onto the target, replacing an earlier plan folder there. */
+/** Moves a finished temp folder onto the target, replacing an earlier split folder there. */
 async function replaceFolder(tmp: string, out: string): Promise<void> {
   const had = await checkTarget(out);
   if (!had) {

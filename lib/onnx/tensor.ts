@@ -204,7 +204,7 @@ export function int8Tensor(
   return rawTensor(name, type, dims, new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
 }
 
-/** ONNX data type number → the lower-case name the plan uses (`float32`, `int64`, …). */
+/** ONNX data type number → the lower-case name the split manifest uses (`float32`, `int64`, …). */
 export function dataTypeName(dataType: number): string {
   switch (dataType) {
     case DataType.FLOAT:

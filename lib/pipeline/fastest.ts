@@ -7,7 +7,7 @@
  * @module
  */
 import { Pipeline } from "./pipeline.ts";
-import type { BackendName, GenerateRequest } from "./types.ts";
+import type { Backend, GenerateRequest } from "./types.ts";
 
 /** UNet weights above this size are not tried on wasm (its heap is 4 GiB at most). */
 export const WASM_MAX_UNET_BYTES = 1 << 30;
@@ -25,7 +25,7 @@ export const PROBE_REQUEST: GenerateRequest = {
 
 /** How one candidate fared. */
 export interface BackendTrial {
-  backend: BackendName;
+  backend: Backend;
   /** End-to-end ms of the timed probe (the second run; the first warms up), or the error. */
   ms?: number;
   error?: string;
@@ -36,7 +36,7 @@ export interface FastestOptions {
   log?: (line: string) => void;
   schedulesDir?: string;
   /** Loads the model on one backend (default {@link Pipeline.load}). */
-  load?: (backend: BackendName) => Promise<Pipeline>;
+  load?: (backend: Backend) => Promise<Pipeline>;
 }
 
 async function unetBytes(modelDir: string): Promise<number> {
@@ -54,12 +54,12 @@ async function unetBytes(modelDir: string): Promise<number> {
  */
 export async function loadFastestPipeline(
   modelDir: string,
-  candidates: BackendName[],
+  candidates: Backend[],
   opts: FastestOptions = {},
 ): Promise<{ pipeline: Pipeline; trials: BackendTrial[] }> {
   const log = opts.log ?? console.log;
   const load = opts.load ??
-    ((backend: BackendName) =>
+    ((backend: Backend) =>
       Pipeline.load(modelDir, { backend, log, schedulesDir: opts.schedulesDir }));
   const trials: BackendTrial[] = [];
   let best: { pipeline: Pipeline; ms: number } | undefined;

@@ -12,12 +12,8 @@ import { encodePng, nchwToRgba, type RgbaImage } from "../image/png.ts";
 import { previewPng } from "../image/preview.ts";
 import { type ModelFolder, readModelFolder } from "../model/folder.ts";
 import { loadTokenizer, type Tokenizer } from "../model/tokenizer.ts";
-import {
-  type BackendChoice,
-  createSession,
-  resolveBackend,
-  serialized,
-} from "../runtime/backend.ts";
+import { type BackendChoice, resolveBackend } from "../runtime/backend.ts";
+import { createSession, serialized } from "../runtime/session.ts";
 import type { Session, Tensor } from "../runtime/ort.ts";
 import { float32Tensor, numericTensor, toFloat32 } from "../runtime/tensors.ts";
 import { applyGuidance } from "../solvers/guidance.ts";
@@ -26,7 +22,7 @@ import { gaussianNoise } from "../solvers/noise.ts";
 import type { BlockPolicy } from "../unet/engine.ts";
 import { UNetEngine } from "../unet/engine.ts";
 import type {
-  BackendName,
+  Backend,
   GenerateOptions,
   GenerateRequest,
   GenerateResult,
@@ -66,7 +62,7 @@ function elapsed(t0: number): number {
 export class Pipeline {
   private constructor(
     readonly model: ModelFolder,
-    readonly backend: BackendName,
+    readonly backend: Backend,
     readonly tokenizer: Tokenizer,
     readonly textEncoder: Session,
     readonly unet: UNetEngine,
@@ -74,7 +70,7 @@ export class Pipeline {
     readonly schedules: ScheduleRegistry,
   ) {}
 
-  /** Loads a model folder (checking the UNet plan's sha256s) on the chosen backend. */
+  /** Loads a model folder (checking the UNet split manifest's sha256s) on the chosen backend. */
   static async load(modelDir: string, opts: PipelineOptions = {}): Promise<Pipeline> {
     const log = opts.log ?? console.log;
     const model = await readModelFolder(modelDir);
@@ -143,7 +139,7 @@ export class Pipeline {
       encoder_hidden_states: emb.tensor,
     };
     const out = await this.unet.run(feeds, { policy, signal });
-    const key = this.unet.plan.outputs[0].name;
+    const key = this.unet.manifest.outputs[0].name;
     const data = await toFloat32(out[key]);
     out[key].dispose();
     return emb.guided ? applyGuidance(data, guidanceScale) : data;

@@ -6,9 +6,10 @@
  * @module
  */
 import type { GenerateRequest, SolverName } from "./types.ts";
+import { SOLVERS } from "../solvers/solver.ts";
 
 /** Solvers by name. */
-export const SOLVERS: readonly SolverName[] = ["ddim", "dpm", "euler"];
+export { SOLVERS };
 
 /** Limits every caller enforces. */
 export const LIMITS = {

@@ -1,5 +1,5 @@
 /**
- * The real pipeline behind the service's `ImageGenerator` (lib/server/generator.ts): one
+ * The real pipeline behind the service's `ImageGenerator` (lib/pipeline/types.ts): one
  * {@link Pipeline} per model folder, the models' shipped schedules, and wall-time predictions from
  * latencies measured on this host — the engine's per-segment means, running means of the text
  * encoder and the decoder, and the measured ratio of the UNet stage to its segments' sum (the
@@ -23,11 +23,12 @@ import type {
   PlanSpec,
   ScheduleInfo,
   SolverName,
-} from "../server/generator.ts";
+} from "../pipeline/types.ts";
 import { readModelFolder } from "../model/folder.ts";
 import { Pipeline } from "./pipeline.ts";
 import { loadFastestPipeline } from "./fastest.ts";
 import { DEFAULTS } from "./request.ts";
+import { isFile } from "../io/fs.ts";
 
 /** The model listed first (the service's default) when its folder is present. */
 export const DEFAULT_MODEL = "emoji-ldm";
@@ -235,14 +236,6 @@ export class PipelineGenerator implements ImageGenerator {
   /** Releases every pipeline's sessions. */
   async release(): Promise<void> {
     for (const p of this.pipelines) await p.release();
-  }
-}
-
-async function isFile(path: string): Promise<boolean> {
-  try {
-    return (await Deno.stat(path)).isFile;
-  } catch {
-    return false;
   }
 }
 

@@ -1,16 +1,20 @@
 /**
  * The contract between the pipeline (prompt → image) and its callers: the CLI, the HTTP service,
- * the cron jobs and the benchmarks. Callers never touch sessions or tensors.
+ * the cron jobs and the benchmarks. Callers never touch sessions or tensors: the service asks for
+ * models, predictions and images through {@link ImageGenerator}, so it can be tested against any
+ * implementation.
  *
  * @module
  */
 import type { RgbaImage } from "../image/png.ts";
 
-/** Solvers the pipeline offers (`dpm` is DPM-Solver++ 2M, the paper's "DPM"). */
-export type SolverName = "ddim" | "dpm" | "euler";
+import type { SolverName } from "../solvers/solver.ts";
 
-/** Backends an engine can run on; `auto` picks WebGPU when an adapter exists, else wasm. */
-export type BackendName = "webgpu" | "wasm";
+export type { SolverName };
+
+import type { Backend } from "../runtime/backend.ts";
+
+export type { Backend };
 
 /** One image request, fully resolved (defaults applied, validated). */
 export interface GenerateRequest {
@@ -64,10 +68,54 @@ export interface GenerateResult {
   solver: SolverName;
   /** Name of the cache schedule applied, or null for none. */
   schedule: string | null;
-  backend: BackendName;
+  backend: Backend;
   timings: Timings;
   /** Fraction of cacheable block evaluations that reused a cached residual. */
   skippedFraction: number;
   /** Peak bytes held by cached residuals during this generation. */
   cacheBytes: number;
+}
+
+/** A shipped static cache schedule, as far as planning needs to know it. */
+export interface ScheduleInfo {
+  /** The name a request passes as `cache`. */
+  name: string;
+  /** The solver and step count the schedule was derived for; it applies to no other. */
+  solver: SolverName;
+  steps: number;
+  /** Fraction of cacheable block evaluations the schedule reuses (0 = none, 1 = all). */
+  skippedFraction: number;
+  /** Measured quality; `fd` is a distance to the uncached images (lower is better). */
+  quality?: { fd?: number };
+}
+
+/** A loaded model and what it can be asked for. */
+export interface ModelInfo {
+  name: string;
+  /** Native output size; the only size the service accepts. */
+  width: number;
+  height: number;
+  backend: Backend;
+  defaults: { steps: number; solver: SolverName; guidanceScale: number };
+  schedules: ScheduleInfo[];
+}
+
+/** A candidate plan: what a prediction is asked about. */
+export interface PlanSpec {
+  steps: number;
+  solver: SolverName;
+  /** A schedule name, or null for no cache. */
+  schedule: string | null;
+  /** Images made one after another (default 1). */
+  n?: number;
+}
+
+/** What the service needs from the pipeline. */
+export interface ImageGenerator {
+  /** The loaded models; the first is the default. */
+  models(): ModelInfo[];
+  /** Predicted wall time in ms of a plan on this host, from measured per-segment latencies (updated as requests run). */
+  predictMs(model: string, plan: PlanSpec): number;
+  /** Makes one image; rejects with the signal's reason once `opts.signal` aborts (checked between segments). */
+  generate(model: string, req: GenerateRequest, opts: GenerateOptions): Promise<GenerateResult>;
 }

@@ -11,9 +11,14 @@ import { Hono } from "hono";
 import type { Context } from "hono";
 import { encodeBase64 } from "@std/encoding/base64";
 import type { ServerConfig } from "./config.ts";
-import type { GenerateRequest, GenerateResult, ImageGenerator, Progress } from "./generator.ts";
+import type {
+  GenerateRequest,
+  GenerateResult,
+  ImageGenerator,
+  Progress,
+} from "../pipeline/types.ts";
 import { bearerToken, tokenMatches } from "./auth.ts";
-import { errorFields, type Logger, silentLogger } from "./log.ts";
+import { errorFields, type Logger, silentLogger } from "../io/log.ts";
 import { Metrics, routeLabel } from "./metrics.ts";
 import {
   type ChosenPlan,

@@ -6,8 +6,9 @@
  * @module
  */
 
-/** Which backend the pipeline should use (`auto`: WebGPU when an adapter exists, else wasm). */
-export type BackendChoice = "auto" | "wasm" | "webgpu";
+import { BACKEND_CHOICES, type BackendChoice } from "../runtime/backend.ts";
+
+export type { BackendChoice };
 
 /**
  * How `cache: "auto"` is resolved when the deadline allows any plan: `fit` runs without cache when
@@ -132,7 +133,7 @@ export function loadConfig(env: (name: string) => string | undefined): ServerCon
   const models = get("MODELS_DIR");
   if (models !== undefined) c.modelsDir = models;
   const backend = get("BACKEND");
-  if (backend !== undefined) c.backend = oneOf("BACKEND", backend, ["auto", "wasm", "webgpu"]);
+  if (backend !== undefined) c.backend = oneOf("BACKEND", backend, BACKEND_CHOICES);
   const thumbs = get("THUMBNAILS_FILE");
   if (thumbs !== undefined) c.thumbnailsFile = thumbs === "none" ? null : thumbs;
   const autoCache = get("AUTO_CACHE");

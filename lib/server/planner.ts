@@ -10,7 +10,7 @@
  * @module
  */
 import type { AutoCachePolicy } from "./config.ts";
-import type { ModelInfo, PlanSpec, ScheduleInfo, SolverName } from "./generator.ts";
+import type { ModelInfo, PlanSpec, ScheduleInfo, SolverName } from "../pipeline/types.ts";
 
 /** Fewest steps the planner falls back to on its own (unless fewer were requested). */
 export const MIN_FALLBACK_STEPS = 4;

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { ImageGenerator } from "./generator.ts";
+import type { ImageGenerator } from "../pipeline/types.ts";
 
 /** The queue is full: answer 429, retrying after about `retryAfterMs`. */
 export class QueueFullError extends Error {

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { ModelInfo, SolverName } from "./generator.ts";
+import type { ModelInfo, SolverName } from "../pipeline/types.ts";
 import { LIMITS, SOLVERS as PIPELINE_SOLVERS } from "../pipeline/request.ts";
 
 /** Longest prompt or negative prompt, in characters (the pipeline's limit). */

@@ -18,7 +18,7 @@
  * @module
  */
 
-import { alphasCumprod, type SchedulerConfig, spacedTimesteps } from "./schedule.ts";
+import { alphasCumprod, type SchedulerConfig, spacedTimesteps } from "./scheduler_config.ts";
 import { checkStepArgs, type Solver, type StepResult } from "./solver.ts";
 
 /** Creates a deterministic DDIM sampler for `steps` steps. */

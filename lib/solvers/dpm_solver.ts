@@ -26,7 +26,7 @@
  * @module
  */
 
-import { alphasCumprod, type SchedulerConfig, spacedTimesteps } from "./schedule.ts";
+import { alphasCumprod, type SchedulerConfig, spacedTimesteps } from "./scheduler_config.ts";
 import { checkStepArgs, predictX0, type Solver, type StepResult } from "./solver.ts";
 
 /** Creates a DPM-Solver++ 2M sampler for `steps` steps (one per image: it keeps history). */

@@ -27,7 +27,7 @@ import {
   type SchedulerConfig,
   sigmaAt,
   spacedTimesteps,
-} from "./schedule.ts";
+} from "./scheduler_config.ts";
 import { checkStepArgs, type Solver, type StepResult } from "./solver.ts";
 
 /** Creates an Euler sampler for `steps` steps. */

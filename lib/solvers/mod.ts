@@ -4,15 +4,15 @@
  * @module
  */
 
-import type { SolverName } from "../pipeline/types.ts";
+import type { SolverName } from "./solver.ts";
 import { createDdimSolver } from "./ddim.ts";
 import { createDpmSolver } from "./dpm_solver.ts";
 import { createEulerSolver } from "./euler.ts";
-import type { SchedulerConfig } from "./schedule.ts";
+import type { SchedulerConfig } from "./scheduler_config.ts";
 import type { Solver } from "./solver.ts";
 
 export type { Solver, StepResult } from "./solver.ts";
-export type { SchedulerConfig } from "./schedule.ts";
+export type { SchedulerConfig } from "./scheduler_config.ts";
 
 /**
  * Creates a fresh sampler: `ddim` (DDIM, η = 0), `dpm` (DPM-Solver++ 2M), `euler` (Euler

@@ -11,7 +11,13 @@
  * @module
  */
 
-import type { PredictionType } from "./schedule.ts";
+import type { PredictionType } from "./scheduler_config.ts";
+
+/** Solvers by name (`dpm` is DPM-Solver++ 2M, the paper's "DPM"). */
+export const SOLVERS = ["ddim", "dpm", "euler"] as const;
+
+/** A solver's name. */
+export type SolverName = (typeof SOLVERS)[number];
 
 /** The result of one solver step. */
 export interface StepResult {

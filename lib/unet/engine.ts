@@ -1,6 +1,6 @@
 /**
- * The block-split UNet engine: loads a plan folder (checking every file's sha256 against
- * `plan.json`), creates one session per segment, and runs one UNet evaluation as the segments in
+ * The block-split UNet engine: loads a split folder (checking every file's sha256 against
+ * `split.json`), creates one session per segment, and runs one UNet evaluation as the segments in
  * order, holding tensors by name and disposing each as soon as no later segment needs it.
  *
  * Before each cacheable block it asks a {@link BlockPolicy}: a tensor from `reuse` stands for
@@ -12,21 +12,23 @@
  * @module
  */
 
-import {
-  type Backend,
-  type BackendChoice,
-  createSession,
-  resolveBackend,
-  serialized,
-} from "../runtime/backend.ts";
+import { type Backend, type BackendChoice, resolveBackend } from "../runtime/backend.ts";
+import { createSession, serialized } from "../runtime/session.ts";
 import { ort, type Session, type Tensor } from "../runtime/ort.ts";
 import { toCpu } from "../runtime/tensors.ts";
-import { type Plan, type PlanDType, type Segment, type TensorSpec, validatePlan } from "./plan.ts";
+import { sha256Bytes } from "../io/hash.ts";
+import {
+  type Segment,
+  type SplitManifest,
+  type TensorDType,
+  type TensorSpec,
+  validateSplitManifest,
+} from "./split_manifest.ts";
 
 /** The per-step caching decision, asked once per cacheable block per evaluation. */
 export interface BlockPolicy {
   /**
-   * A tensor to use instead of computing block `block` (its `index` among the plan's cacheable
+   * A tensor to use instead of computing block `block` (its `index` among the manifest's cacheable
    * blocks), or `undefined` to compute it. The engine does not dispose a reused tensor.
    */
   reuse(block: string, index: number): Tensor | undefined;
@@ -70,59 +72,54 @@ export interface SegmentTiming {
   skipped: boolean;
 }
 
-/** Thrown when a plan folder's files do not match `plan.json`. */
-export class PlanIntegrityError extends Error {
+/** Thrown when a split folder's files do not match `split.json`. */
+export class SplitIntegrityError extends Error {
   constructor(message: string) {
     super(message);
-    this.name = "PlanIntegrityError";
+    this.name = "SplitIntegrityError";
   }
-}
-
-async function sha256Hex(bytes: Uint8Array): Promise<string> {
-  const digest = await crypto.subtle.digest("SHA-256", bytes as Uint8Array<ArrayBuffer>);
-  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
 async function readChecked(dir: string, file: string, sha256: string): Promise<Uint8Array> {
   if (file.includes("/") || file.includes("\\") || file === ".." || file === ".") {
-    throw new PlanIntegrityError(
-      `plan ${dir}: file name ${file} must be a plain name in the folder`,
+    throw new SplitIntegrityError(
+      `split ${dir}: file name ${file} must be a plain name in the folder`,
     );
   }
   let bytes: Uint8Array;
   try {
     bytes = await Deno.readFile(`${dir}/${file}`);
   } catch (e) {
-    throw new PlanIntegrityError(`plan ${dir}: cannot read ${file} (${(e as Error).message})`);
+    throw new SplitIntegrityError(`split ${dir}: cannot read ${file} (${(e as Error).message})`);
   }
-  const got = await sha256Hex(bytes);
+  const got = sha256Bytes(bytes);
   if (got !== sha256) {
-    throw new PlanIntegrityError(
-      `plan ${dir}: ${file} has sha256 ${got}, plan.json says ${sha256}; ` +
+    throw new SplitIntegrityError(
+      `split ${dir}: ${file} has sha256 ${got}, split.json says ${sha256}; ` +
         "the folder was modified or is incomplete (split the model again)",
     );
   }
   return bytes;
 }
 
-/** Reads and validates `plan.json` of a plan folder (does not check the segment files). */
-export async function readPlan(dir: string): Promise<Plan> {
+/** Reads and validates `split.json` of a split folder (does not check the segment files). */
+export async function readSplitManifest(dir: string): Promise<SplitManifest> {
   let text: string;
   try {
-    text = await Deno.readTextFile(`${dir}/plan.json`);
+    text = await Deno.readTextFile(`${dir}/split.json`);
   } catch (e) {
-    throw new PlanIntegrityError(`plan ${dir}: cannot read plan.json (${(e as Error).message})`);
+    throw new SplitIntegrityError(`split ${dir}: cannot read split.json (${(e as Error).message})`);
   }
   let json: unknown;
   try {
     json = JSON.parse(text);
   } catch (e) {
-    throw new PlanIntegrityError(`plan ${dir}: plan.json is not JSON (${(e as Error).message})`);
+    throw new SplitIntegrityError(`split ${dir}: split.json is not JSON (${(e as Error).message})`);
   }
   try {
-    return validatePlan(json);
+    return validateSplitManifest(json);
   } catch (e) {
-    throw new PlanIntegrityError(`plan ${dir}: ${(e as Error).message}`);
+    throw new SplitIntegrityError(`split ${dir}: ${(e as Error).message}`);
   }
 }
 
@@ -135,15 +132,15 @@ interface Loaded {
   total: number;
 }
 
-/** One loaded plan: sessions for every segment, ready to run UNet evaluations. */
+/** One loaded manifest: sessions for every segment, ready to run UNet evaluations. */
 export class UNetEngine {
   /** Names of the cacheable blocks in execution order (the policy's `index` refers to this). */
   readonly blocks: string[];
   private lastUse = new Map<string, number>();
-  private planOutputs: Set<string>;
+  private outputNames: Set<string>;
 
   private constructor(
-    readonly plan: Plan,
+    readonly manifest: SplitManifest,
     readonly backend: Backend,
     private segments: Loaded[],
   ) {
@@ -151,18 +148,18 @@ export class UNetEngine {
     segments.forEach((s, i) => {
       for (const t of s.seg.inputs) this.lastUse.set(t.name, i);
     });
-    this.planOutputs = new Set(plan.outputs.map((o) => o.name));
+    this.outputNames = new Set(manifest.outputs.map((o) => o.name));
   }
 
   /**
-   * Loads a plan folder: checks `plan.json` and the sha256 of every file, resolves the backend
-   * and creates one session per segment. Throws {@link PlanIntegrityError} on a mismatch.
+   * Loads a split folder: checks `split.json` and the sha256 of every file, resolves the backend
+   * and creates one session per segment. Throws {@link SplitIntegrityError} on a mismatch.
    */
   static async load(dir: string, opts: EngineOptions = {}): Promise<UNetEngine> {
     const log = opts.log ?? console.log;
-    const plan = await readPlan(dir);
+    const manifest = await readSplitManifest(dir);
     const files: { model: Uint8Array; external: { path: string; data: Uint8Array }[] }[] = [];
-    for (const seg of plan.segments) {
+    for (const seg of manifest.segments) {
       const model = await readChecked(dir, seg.file, seg.sha256);
       const external = [];
       for (const x of seg.externalData ?? []) {
@@ -171,16 +168,16 @@ export class UNetEngine {
       files.push({ model, external });
     }
     const { backend } = await resolveBackend(opts.backend ?? "auto", log);
-    const outputs = new Set(plan.outputs.map((o) => o.name));
+    const outputs = new Set(manifest.outputs.map((o) => o.name));
     const loaded: Loaded[] = [];
     let blockIndex = 0;
     try {
-      for (const [i, seg] of plan.segments.entries()) {
+      for (const [i, seg] of manifest.segments.entries()) {
         if (
           seg.kind === "block" && (seg.outputs.length !== 1 || seg.outputs[0].name !== seg.cached)
         ) {
-          throw new PlanIntegrityError(
-            `plan ${dir}: block ${seg.name} must have exactly one output, its cached tensor ${seg.cached}`,
+          throw new SplitIntegrityError(
+            `split ${dir}: block ${seg.name} must have exactly one output, its cached tensor ${seg.cached}`,
           );
         }
         const location: Record<string, ort.Tensor.DataLocation> = {};
@@ -203,28 +200,30 @@ export class UNetEngine {
       throw e;
     }
     log(
-      `plan ${dir}: ${loaded.length} segments, ${blockIndex} cacheable blocks (${plan.mode}, ${plan.precision})`,
+      `split ${dir}: ${loaded.length} segments, ${blockIndex} cacheable blocks (${manifest.mode}, ${manifest.precision})`,
     );
-    return new UNetEngine(plan, backend, loaded);
+    return new UNetEngine(manifest, backend, loaded);
   }
 
-  /** The UNet's inputs as the plan declares them (name, dtype, shape). */
+  /** The UNet's inputs as the manifest declares them (name, dtype, shape). */
   get inputs(): TensorSpec[] {
-    return this.plan.inputs;
+    return this.manifest.inputs;
   }
 
   /** The dtype the model wants for an input (the timestep is `int64` or `float32` by export). */
-  inputDType(name: string): PlanDType {
-    const spec = this.plan.inputs.find((i) => i.name === name);
+  inputDType(name: string): TensorDType {
+    const spec = this.manifest.inputs.find((i) => i.name === name);
     if (!spec) {
       throw new Error(
-        `the UNet has no input ${name} (inputs: ${this.plan.inputs.map((i) => i.name).join(", ")})`,
+        `the UNet has no input ${name} (inputs: ${
+          this.manifest.inputs.map((i) => i.name).join(", ")
+        })`,
       );
     }
     return spec.dtype;
   }
 
-  /** Per-segment latencies of the last evaluation and their means, in plan order. */
+  /** Per-segment latencies of the last evaluation and their means, in manifest order. */
   timings(): SegmentTiming[] {
     return this.segments.map((s) => ({ ...s.timing }));
   }
@@ -245,11 +244,11 @@ export class UNetEngine {
   }
 
   /**
-   * Runs one UNet evaluation. `feeds` holds the plan's inputs (owned by the caller); returns
-   * the plan's outputs as CPU tensors. One evaluation runs at a time per process.
+   * Runs one UNet evaluation. `feeds` holds the manifest's inputs (owned by the caller); returns
+   * the manifest's outputs as CPU tensors. One evaluation runs at a time per process.
    */
   run(feeds: Record<string, Tensor>, opts: RunOptions = {}): Promise<Record<string, Tensor>> {
-    for (const spec of this.plan.inputs) {
+    for (const spec of this.manifest.inputs) {
       const t = feeds[spec.name];
       if (!t) throw new Error(`missing UNet input ${spec.name}`);
       if (t.type !== spec.dtype) {
@@ -268,7 +267,7 @@ export class UNetEngine {
     for (const [name, tensor] of Object.entries(feeds)) held.set(name, { tensor, owned: false });
     const release = (after: number) => {
       for (const [name, h] of held) {
-        if (this.planOutputs.has(name)) continue;
+        if (this.outputNames.has(name)) continue;
         if ((this.lastUse.get(name) ?? -1) <= after) {
           if (h.owned) h.tensor.dispose();
           held.delete(name);
@@ -311,9 +310,9 @@ export class UNetEngine {
         release(i);
       }
       const result: Record<string, Tensor> = {};
-      for (const spec of this.plan.outputs) {
+      for (const spec of this.manifest.outputs) {
         const h = held.get(spec.name);
-        if (!h) throw new Error(`the plan produced no ${spec.name}`);
+        if (!h) throw new Error(`the manifest produced no ${spec.name}`);
         result[spec.name] = await toCpu(h.tensor);
         if (h.owned && result[spec.name] !== h.tensor) h.tensor.dispose();
         held.delete(spec.name);
@@ -348,17 +347,17 @@ export class UNetEngine {
 function checkSession(dir: string, seg: Segment, session: Session): void {
   const want = (list: TensorSpec[]) => list.map((t) => t.name).sort().join(",");
   if (want(seg.inputs) !== [...session.inputNames].sort().join(",")) {
-    throw new PlanIntegrityError(
-      `plan ${dir}: segment ${seg.file} has inputs ${
+    throw new SplitIntegrityError(
+      `split ${dir}: segment ${seg.file} has inputs ${
         session.inputNames.join(", ")
-      }, plan.json says ${want(seg.inputs)}`,
+      }, split.json says ${want(seg.inputs)}`,
     );
   }
   if (want(seg.outputs) !== [...session.outputNames].sort().join(",")) {
-    throw new PlanIntegrityError(
-      `plan ${dir}: segment ${seg.file} has outputs ${
+    throw new SplitIntegrityError(
+      `split ${dir}: segment ${seg.file} has outputs ${
         session.outputNames.join(", ")
-      }, plan.json says ${want(seg.outputs)}`,
+      }, split.json says ${want(seg.outputs)}`,
     );
   }
 }

@@ -8,12 +8,12 @@
  *
  * @module
  */
-import type { ImageGenerator } from "../../lib/server/generator.ts";
+import type { ImageGenerator } from "../../lib/pipeline/types.ts";
 import { Pipeline } from "../../lib/pipeline/pipeline.ts";
 import { PipelineGenerator } from "../../lib/pipeline/service.ts";
 import type { Backend } from "../../lib/runtime/backend.ts";
 import type { SolverName } from "../../lib/pipeline/types.ts";
-import { uniformSchedule } from "../../lib/cache/derive.ts";
+import { uniformSchedule } from "../../lib/calibration/derive.ts";
 import {
   type Schedule,
   SCHEDULE_FORMAT,
@@ -72,7 +72,7 @@ export async function writeUniformSchedule(
     name: uniformScheduleName(every),
     kind: "uniform",
     every,
-    mode: p.unet.plan.mode,
+    mode: p.unet.manifest.mode,
     blocks: [...p.unet.blocks],
     recompute,
     skippedFraction: skippedFraction(recompute),

@@ -10,7 +10,7 @@ import type {
   GenerateRequest,
   GenerateResult,
   ImageGenerator,
-} from "../../lib/server/generator.ts";
+} from "../../lib/pipeline/types.ts";
 
 /** One recorded `generate` call. */
 export interface Call {

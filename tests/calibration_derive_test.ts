@@ -5,7 +5,7 @@ import {
   skippedFractionForSpeedup,
   uniformSchedule,
   weightedSkippedFraction,
-} from "../lib/cache/derive.ts";
+} from "../lib/calibration/derive.ts";
 import { skippedFraction } from "../lib/cache/schedule.ts";
 import { mulberry32 } from "../lib/metrics/kid.ts";
 

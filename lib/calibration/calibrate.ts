@@ -17,16 +17,16 @@ import { toFloat32 } from "../runtime/tensors.ts";
 import { createSolver } from "../solvers/mod.ts";
 import { ChangeAccumulator } from "./change.ts";
 import { deriveSchedule, uniformSchedule } from "./derive.ts";
-import { BlockCache } from "./policy.ts";
-import { ScaleShiftAccumulator } from "./scale_shift.ts";
+import { BlockCache } from "../cache/policy.ts";
+import { ScaleShiftAccumulator } from "./scale_shift_fit.ts";
 import {
-  autoScheduleName,
+  deltaScheduleName,
   type ScaleShiftTable,
   type Schedule,
   SCHEDULE_FORMAT,
   skippedFraction,
   uniformScheduleName,
-} from "./schedule.ts";
+} from "../cache/schedule.ts";
 
 /** What a calibration run generates. */
 export interface CalibrationSet {
@@ -132,8 +132,8 @@ export function makeSchedule(
     model,
     solver,
     steps,
-    name: "delta" in rule ? autoScheduleName(rule.delta) : uniformScheduleName(rule.every),
-    kind: "delta" in rule ? "auto" : "uniform",
+    name: "delta" in rule ? deltaScheduleName(rule.delta) : uniformScheduleName(rule.every),
+    kind: "delta" in rule ? "delta" : "uniform",
     ...("delta" in rule ? { delta: rule.delta } : { every: rule.every }),
     mode,
     blocks: [...blocks],

@@ -1,13 +1,13 @@
 /**
- * The block-split UNet plan: the manifest `deno task split` writes beside the segment files and
+ * The block-split UNet manifest: the manifest `deno task split` writes beside the segment files and
  * the engine reads. It is the only contract between the offline graph tools (`lib/onnx/`) and the
  * serving path (`lib/unet/`), so it lives here as plain data types with a validator.
  *
  * @module
  */
 
-/** Element types a plan's tensors may have (ONNX names, lower-case). */
-export type PlanDType =
+/** Element types a manifest's tensors may have (ONNX names, lower-case). */
+export type TensorDType =
   | "float32"
   | "float16"
   | "int64"
@@ -23,7 +23,7 @@ export type PlanDType =
  */
 export interface TensorSpec {
   name: string;
-  dtype: PlanDType;
+  dtype: TensorDType;
   shape: (number | string)[];
   /** Set when even the rank is unknown (then `shape` is empty and means nothing). */
   rankUnknown?: true;
@@ -31,7 +31,7 @@ export interface TensorSpec {
 
 /** A file beside a segment that holds its weights (ONNX external data, for big segments). */
 export interface ExternalFile {
-  /** File name inside the plan folder; the segment's tensors refer to it as their `location`. */
+  /** File name inside the split folder; the segment's tensors refer to it as their `location`. */
   file: string;
   sha256: string;
 }
@@ -43,7 +43,7 @@ export type CacheMode =
   /** The segment outputs the whole block output (NVIDIA cache_diffusion style). */
   | "output";
 
-/** One ONNX file of the plan, run in order. */
+/** One ONNX file of the manifest, run in order. */
 export interface Segment {
   /** `glue_00`, … for always-run glue; the module path (`down_blocks.0.attentions.0`) for a block. */
   name: string;
@@ -60,10 +60,10 @@ export interface Segment {
   externalData?: ExternalFile[];
 }
 
-/** The manifest `plan.json`. */
-export interface Plan {
-  format: "blockcache-plan/1";
-  /** Where the plan came from: the monolithic model's file name and sha256. */
+/** The manifest `split.json`. */
+export interface SplitManifest {
+  format: "blockcache-split/1";
+  /** Where the manifest came from: the monolithic model's file name and sha256. */
   source: { file: string; sha256: string };
   mode: CacheMode;
   /** Weight precision of the segment files. */
@@ -76,41 +76,43 @@ export interface Plan {
   segments: Segment[];
 }
 
-/** Names of the plan's cacheable blocks in execution order. */
-export function cacheableBlocks(plan: Plan): string[] {
-  return plan.segments.filter((s) => s.kind === "block").map((s) => s.name);
+/** Names of the manifest's cacheable blocks in execution order. */
+export function cacheableBlocks(manifest: SplitManifest): string[] {
+  return manifest.segments.filter((s) => s.kind === "block").map((s) => s.name);
 }
 
-/** Checks a parsed `plan.json`; throws an Error naming the first bad field. */
-export function validatePlan(value: unknown): Plan {
-  const p = value as Partial<Plan>;
-  if (!p || typeof p !== "object") throw new Error("plan.json: not an object");
-  if (p.format !== "blockcache-plan/1") {
+/** Checks a parsed `split.json`; throws an Error naming the first bad field. */
+export function validateSplitManifest(value: unknown): SplitManifest {
+  const p = value as Partial<SplitManifest>;
+  if (!p || typeof p !== "object") throw new Error("split.json: not an object");
+  if (p.format !== "blockcache-split/1") {
     throw new Error(
-      `plan.json: format must be "blockcache-plan/1", got ${JSON.stringify(p.format)}`,
+      `split.json: format must be "blockcache-split/1", got ${JSON.stringify(p.format)}`,
     );
   }
-  if (p.mode !== "residual" && p.mode !== "output") throw new Error("plan.json: bad mode");
+  if (p.mode !== "residual" && p.mode !== "output") throw new Error("split.json: bad mode");
   if (!Array.isArray(p.segments) || p.segments.length === 0) {
-    throw new Error("plan.json: segments must be a non-empty list");
+    throw new Error("split.json: segments must be a non-empty list");
   }
   for (const [i, s] of p.segments.entries()) {
     if (typeof s.file !== "string" || typeof s.sha256 !== "string") {
-      throw new Error(`plan.json: segments[${i}] needs file and sha256`);
+      throw new Error(`split.json: segments[${i}] needs file and sha256`);
     }
     if (
       s.externalData !== undefined &&
       (!Array.isArray(s.externalData) ||
         s.externalData.some((x) => typeof x?.file !== "string" || typeof x?.sha256 !== "string"))
     ) {
-      throw new Error(`plan.json: segments[${i}].externalData must list {file, sha256}`);
+      throw new Error(`split.json: segments[${i}].externalData must list {file, sha256}`);
     }
     if (s.kind === "block" && (typeof s.cached !== "string" || typeof s.blockInput !== "string")) {
-      throw new Error(`plan.json: segments[${i}] (${s.name}) is a block without cached/blockInput`);
+      throw new Error(
+        `split.json: segments[${i}] (${s.name}) is a block without cached/blockInput`,
+      );
     }
   }
   if (!Array.isArray(p.inputs) || !Array.isArray(p.outputs)) {
-    throw new Error("plan.json: inputs and outputs must be lists");
+    throw new Error("split.json: inputs and outputs must be lists");
   }
-  return p as Plan;
+  return p as SplitManifest;
 }

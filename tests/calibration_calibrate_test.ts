@@ -1,5 +1,5 @@
 import { assert, assertEquals } from "./_assert.ts";
-import { fitScaleShift, makeSchedule, measureChange } from "../lib/cache/calibrate.ts";
+import { fitScaleShift, makeSchedule, measureChange } from "../lib/calibration/calibrate.ts";
 import { validateSchedule } from "../lib/cache/schedule.ts";
 import { Pipeline } from "../lib/pipeline/pipeline.ts";
 

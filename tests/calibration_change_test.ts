@@ -1,5 +1,5 @@
 import { assertClose, assertEquals, assertThrows } from "./_assert.ts";
-import { ChangeAccumulator, l1Rel, STEP0_CHANGE } from "../lib/cache/change.ts";
+import { ChangeAccumulator, l1Rel, STEP0_CHANGE } from "../lib/calibration/change.ts";
 
 Deno.test("l1Rel is ||cur − prev||₁ / ||cur||₁", () => {
   // diff = 1 + 0 + 2 = 3, norm = 1 + 2 + 3 = 6

@@ -11,7 +11,7 @@ import {
   sigmaAt,
   spacedTimesteps,
   type TimestepSpacing,
-} from "../lib/solvers/schedule.ts";
+} from "../lib/solvers/scheduler_config.ts";
 import { assertClose, REFERENCE } from "./fixtures/solver_reference.ts";
 
 /** assert.throws validator: a SchedulerConfigError whose message names `field`. */

@@ -18,8 +18,9 @@
 /** The value of `L1_rel` at step 0, where there is no previous value (see the module doc). */
 export const STEP0_CHANGE = 1;
 
-/** Float arrays a block's value may arrive in. */
-export type FloatArray = Float32Array | Float16Array | Float64Array;
+import type { FloatArray } from "../cache/scale_shift.ts";
+
+export type { FloatArray };
 
 /**
  * `||cur − prev||_1 / ||cur||_1` over `cur[offset .. offset+length)` and the same slice of
