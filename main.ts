@@ -1,7 +1,8 @@
 /**
- * Start-up of the generation service: configuration from the environment, the default model,
- * a short warm-up (so the per-segment latencies the planner uses are measured on this host), the
- * Hono app on `Deno.serve`, the cron thumbnail jobs, and graceful shutdown on SIGTERM/SIGINT.
+ * Start-up of the generation service: configuration from the environment, the cron jobs file
+ * (checked before any model loads), the generation workers (`lib/exec/`: each loads the models
+ * and warms the request path, so the planner's predictions are measured on this host), the Hono
+ * app on `Deno.serve`, the crons, and graceful shutdown on SIGTERM/SIGINT.
  *
  * `deno task start` (narrow permissions; see deno.json).
  *
@@ -18,9 +19,9 @@ import {
   JobsFileError,
   loadThumbnailJobs,
   registerThumbnailCrons,
+  type ThumbnailJob,
 } from "./lib/jobs/thumbnails.ts";
-// ── The real pipeline plugs in here (the one place main.ts knows about it). ──
-import { loadGenerator } from "./lib/pipeline/service.ts";
+import { WorkerPool, type WorkerStatus } from "./lib/exec/pool.ts";
 import { isFile } from "./lib/io/fs.ts";
 
 /** A running service. */
@@ -30,8 +31,11 @@ export interface Service {
   queue: JobQueue;
   metrics: Metrics;
   server: Deno.HttpServer<Deno.NetAddr>;
-  /** Stops taking requests, lets the running generation finish within the grace period (then
-   * aborts it), and resolves when the server has closed. */
+  /**
+   * Drains and stops: new generation requests get 503 (and `/healthz` 503) while the listener
+   * stays open; running work may finish within the grace period and is aborted after it; then the
+   * listener closes. Resolves when the server has closed.
+   */
   shutdown(): Promise<void>;
 }
 
@@ -40,19 +44,25 @@ export interface StartOptions {
   generator: ImageGenerator;
   config: ServerConfig;
   logger?: Logger;
-  /** Register the jobs file's crons (default false; `main` turns it on). */
-  cron?: boolean | CronFn;
+  /** Generations that may run at once (the number of workers; default 1). */
+  concurrency?: number;
+  /** The workers' states, for `/healthz` and `/metrics`. */
+  workers?: () => WorkerStatus[];
+  /** Cron jobs to register (already loaded and checked: {@link loadJobs}). */
+  jobs?: ThumbnailJob[];
+  /** `Deno.cron` or a stand-in (default `Deno.cron`). */
+  cron?: CronFn;
   /** Called once the server listens. */
   onListen?: (addr: Deno.NetAddr) => void;
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-/** Starts the HTTP service (and optionally the crons) around an already loaded generator. */
+/** Starts the HTTP service (and the crons) around an already loaded generator. */
 export async function startService(opts: StartOptions): Promise<Service> {
   const { generator, config } = opts;
   const log = opts.logger ?? jsonLogger();
-  const queue = new JobQueue({ maxQueued: config.queueMax });
+  const queue = new JobQueue({ maxQueued: config.queueMax, concurrency: opts.concurrency ?? 1 });
   const metrics = new Metrics();
   const stop = new AbortController();
   const app = createApp({
@@ -62,23 +72,15 @@ export async function startService(opts: StartOptions): Promise<Service> {
     queue,
     metrics,
     shutdownSignal: stop.signal,
+    workers: opts.workers,
   });
 
-  if (opts.cron && config.thumbnailsFile) {
-    let jobs: Awaited<ReturnType<typeof loadThumbnailJobs>> | undefined;
-    try {
-      jobs = await loadThumbnailJobs(config.thumbnailsFile);
-    } catch (e) {
-      if (!(e instanceof JobsFileError) || (await isFile(config.thumbnailsFile))) throw e;
-      log.info("no thumbnails file; no cron jobs", { file: config.thumbnailsFile });
-    }
-    if (jobs) {
-      registerThumbnailCrons(jobs, queuedGenerator(generator, queue), {
-        logger: log,
-        cron: typeof opts.cron === "function" ? opts.cron : undefined,
-      });
-      log.info("cron jobs registered", { jobs: jobs.map((j) => `${j.name} (${j.cron})`) });
-    }
+  if (opts.jobs?.length) {
+    registerThumbnailCrons(opts.jobs, queuedGenerator(generator, queue), {
+      logger: log,
+      cron: opts.cron,
+    });
+    log.info("cron jobs registered", { jobs: opts.jobs.map((j) => `${j.name} (${j.cron})`) });
   }
 
   let listened!: (a: Deno.NetAddr) => void;
@@ -88,17 +90,17 @@ export async function startService(opts: StartOptions): Promise<Service> {
     hostname: config.host,
     onListen: (addr) => listened(addr),
     onError: (e) => {
-      log.error("request failed", errorFields(e));
-      return new Response(
-        JSON.stringify({
+      log.error("request failed", errorFields(e, { stack: true }));
+      return Response.json(
+        {
           error: {
             message: "internal server error",
             type: "server_error",
             param: null,
             code: null,
           },
-        }),
-        { status: 500, headers: { "content-type": "application/json" } },
+        },
+        { status: 500 },
       );
     },
   }, app.fetch);
@@ -110,52 +112,35 @@ export async function startService(opts: StartOptions): Promise<Service> {
     closing ??= (async () => {
       log.info("shutting down", { running: queue.running, waiting: queue.waiting });
       queue.close();
-      const closed = server.shutdown();
       await Promise.race([queue.idle(), sleep(config.shutdownGraceMs)]);
       if (queue.running > 0) {
-        log.warn("aborting the running generation", { graceMs: config.shutdownGraceMs });
-        stop.abort();
+        log.warn("aborting the running generations", {
+          running: queue.running,
+          graceMs: config.shutdownGraceMs,
+        });
+        stop.abort(new DOMException("the service is shutting down", "AbortError"));
         await Promise.race([queue.idle(), sleep(5_000)]);
       }
-      await Promise.race([closed, sleep(5_000)]);
+      await Promise.race([server.shutdown(), sleep(5_000)]);
       log.info("stopped");
     })();
   return { addr, queue, metrics, server, shutdown };
 }
 
 /**
- * Two short generations per model (few steps, no cache) so the generator measures its per-segment
- * latencies on this host before the planner relies on them: the first pays the one-time costs
- * (wasm or shader compilation, allocation), which the measured means leave out; the second is
- * steady state.
+ * Reads and checks the cron jobs file, naming the job and the file on any problem; no jobs when
+ * the file is not configured, or is absent at its default name.
  */
-export async function warmUp(generator: ImageGenerator, logger: Logger): Promise<void> {
-  for (const m of generator.models()) {
-    const req = {
-      prompt: "warm-up",
-      negativePrompt: "",
-      seed: 0,
-      steps: Math.min(4, m.defaults.steps),
-      guidanceScale: m.defaults.guidanceScale,
-      solver: m.defaults.solver,
-      cache: "none",
-    };
-    await generator.generate(m.name, req, {});
-    const t0 = performance.now();
-    const r = await generator.generate(m.name, { ...req, seed: 1 }, {});
-    logger.info("warm-up done", {
-      model: m.name,
-      backend: r.backend,
-      steps: r.steps,
-      ms: Math.round(performance.now() - t0),
-      predictedDefaultMs: Math.round(
-        generator.predictMs(m.name, {
-          steps: m.defaults.steps,
-          solver: m.defaults.solver,
-          schedule: null,
-        }),
-      ),
-    });
+export async function loadJobs(config: ServerConfig, log: Logger): Promise<ThumbnailJob[]> {
+  if (!config.thumbnailsFile) return [];
+  try {
+    return await loadThumbnailJobs(config.thumbnailsFile);
+  } catch (e) {
+    if (e instanceof JobsFileError && !(await isFile(config.thumbnailsFile))) {
+      log.info("no thumbnails file; no cron jobs", { file: config.thumbnailsFile });
+      return [];
+    }
+    throw e;
   }
 }
 
@@ -182,32 +167,56 @@ async function main(): Promise<void> {
     }
     throw e;
   }
-  let generator: ImageGenerator;
+  let jobs: ThumbnailJob[];
   try {
-    generator = await loadGenerator(modelsDir(config), config.backend);
-    log.info("model loaded", {
-      models: generator.models().map((m) => `${m.name} ${m.width}x${m.height} (${m.backend})`),
-    });
-    await warmUp(generator, log);
+    jobs = await loadJobs(config, log);
   } catch (e) {
-    log.error("start-up failed: could not load the model", errorFields(e));
+    log.error("start-up failed: the cron jobs file is invalid", errorFields(e));
     Deno.exit(1);
   }
+  let pool: WorkerPool;
+  try {
+    pool = await WorkerPool.start({
+      modelsDir: modelsDir(config),
+      backend: config.backend,
+      workers: config.workers,
+      logger: log,
+    });
+  } catch (e) {
+    log.error("start-up failed: could not load the models", errorFields(e));
+    Deno.exit(1);
+  }
+  log.info("models loaded", {
+    models: pool.models().map((m) => `${m.name} ${m.width}x${m.height} (${m.backend})`),
+    workers: pool.size,
+  });
   let service: Service;
   try {
     service = await startService({
-      generator,
+      generator: pool,
       config,
       logger: log,
-      cron: true,
-      onListen: (a) => log.info("listening", { url: `http://${a.hostname}:${a.port}/` }),
+      concurrency: pool.size,
+      workers: () => pool.status(),
+      jobs,
+      onListen: (a) =>
+        log.info("listening", {
+          address: `${a.hostname}:${a.port}`,
+          url: `http://${
+            a.hostname === "0.0.0.0" || a.hostname === "::" ? "localhost" : a.hostname
+          }:${a.port}/`,
+        }),
     });
   } catch (e) {
-    log.error("start-up failed", { error: e instanceof Error ? e.message : String(e) });
+    log.error("start-up failed", errorFields(e));
+    pool.close();
     Deno.exit(1);
   }
   const onSignal = () => {
-    service.shutdown().then(() => Deno.exit(0), () => Deno.exit(1));
+    service.shutdown().then(() => {
+      pool.close();
+      Deno.exit(0);
+    }, () => Deno.exit(1));
   };
   Deno.addSignalListener("SIGTERM", onSignal);
   Deno.addSignalListener("SIGINT", onSignal);

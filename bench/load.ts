@@ -1,10 +1,11 @@
 /**
  * Load test of the generation service over loopback: a bounded number of concurrent requests with
- * deadlines, reporting latency percentiles, deadline compliance, 429/503/504 counts, how the
- * planner's predictions compare with the measured generation time, and (in-process) peak memory.
+ * deadlines, reporting images/s, latency percentiles, deadline compliance, 429/503/504 counts,
+ * answers later than the deadline plus one UNet segment, `/healthz` latency under the load, how
+ * the planner's predictions compare with the measured generation time, and memory.
  *
  *   deno run --allow-net=127.0.0.1 bench/load.ts --url http://127.0.0.1:8000 --requests 40
- *   deno run -A bench/load.ts --requests 20            # starts the service in-process
+ *   deno task bench load --workers 1,2 --concurrency 1,2,4   # the service in-process, per count
  *
  * Only loopback URLs are accepted; counts, concurrency and time are capped.
  *
@@ -13,7 +14,9 @@
 import { defaultConfig, type ServerConfig } from "../lib/server/config.ts";
 import type { ImageGenerator } from "../lib/pipeline/types.ts";
 import { silentLogger } from "../lib/io/log.ts";
-import { startService, warmUp } from "../main.ts";
+import { WorkerPool } from "../lib/exec/pool.ts";
+import type { BackendChoice } from "../lib/runtime/backend.ts";
+import { startService } from "../main.ts";
 
 /** Hard caps, so a typo cannot turn the benchmark into a flood. */
 export const LOAD_LIMITS = { requests: 2000, concurrency: 64, timeLimitMs: 600_000 } as const;
@@ -35,6 +38,10 @@ export interface LoadOptions {
   prompts?: string[];
   /** Bearer token, when the server has API_TOKEN set. */
   token?: string;
+  /** An answer later than deadline + `graceMs` counts as late (default 0; e.g. one segment). */
+  graceMs?: number;
+  /** Interval of `/healthz` probes during the load (default 250 ms; 0 = none). */
+  healthEveryMs?: number;
 }
 
 /** Percentiles of a sample in ms. */
@@ -62,8 +69,11 @@ export interface LoadReport {
   okLatency: Percentiles;
   /** Of the requests the server accepted (not refused with 429/503), the share answered 200 within the deadline. */
   deadlineCompliance: number;
-  /** Answers of any status that came after the deadline, and the worst overshoot. */
+  /** Answers of any status that came after the deadline plus `graceMs`, and the worst overshoot past the deadline. */
   lateAnswers: number;
+  graceMs: number;
+  /** Latency of `/healthz` probed while the load ran. */
+  healthz: Percentiles & { probes: number };
   maxOvershootMs: number;
   /** Measured generation time (elapsed − queue wait) over predicted, from the answers' plans. */
   predictionRatio: { median: number; p95: number; samples: number };
@@ -121,6 +131,23 @@ export async function runLoad(opts: LoadOptions): Promise<LoadReport> {
   const headers: Record<string, string> = { "content-type": "application/json" };
   if (opts.token) headers.authorization = `Bearer ${opts.token}`;
 
+  const graceMs = opts.graceMs ?? 0;
+  const healthEvery = opts.healthEveryMs ?? 250;
+  const health: number[] = [];
+  let loading = true;
+  const probe = async () => {
+    const url = new URL("/healthz", base).href;
+    while (loading && healthEvery > 0) {
+      const s = performance.now();
+      try {
+        const r = await fetch(url, { signal: AbortSignal.timeout(60_000) });
+        await r.body?.cancel();
+        health.push(performance.now() - s);
+      } catch { /* counted as missing */ }
+      await new Promise((r) => setTimeout(r, healthEvery));
+    }
+  };
+  const prober = probe();
   const status: Record<string, number> = {};
   const all: number[] = [], oks: number[] = [], ratios: number[] = [];
   let sent = 0, images = 0, late = 0, overshoot = 0;
@@ -161,16 +188,16 @@ export async function runLoad(opts: LoadOptions): Promise<LoadReport> {
       status[code] = (status[code] ?? 0) + 1;
       if (code !== "network") {
         all.push(ms);
-        if (ms > opts.deadlineMs) {
-          late++;
-          overshoot = Math.max(overshoot, ms - opts.deadlineMs);
-        }
+        if (ms > opts.deadlineMs + graceMs) late++;
+        overshoot = Math.max(overshoot, ms - opts.deadlineMs);
       }
       if (code === "200") oks.push(ms);
     }
   };
   await Promise.all(Array.from({ length: concurrency }, worker));
   const wallMs = performance.now() - t0;
+  loading = false;
+  await prober;
   const n = (c: string) => status[c] ?? 0;
   const accepted = sent - n("429") - n("503");
   const inTime = oks.filter((ms) => ms <= opts.deadlineMs).length;
@@ -191,6 +218,8 @@ export async function runLoad(opts: LoadOptions): Promise<LoadReport> {
     okLatency: percentiles(oks),
     deadlineCompliance: accepted > 0 ? r3(inTime / accepted) : 1,
     lateAnswers: late,
+    graceMs: Math.round(graceMs),
+    healthz: { ...percentiles(health), probes: health.length },
     maxOvershootMs: Math.round(overshoot),
     predictionRatio: {
       median: r3(percentile(rs, 0.5)),
@@ -203,17 +232,22 @@ export async function runLoad(opts: LoadOptions): Promise<LoadReport> {
 }
 
 /**
- * Starts the service in this process on 127.0.0.1 (random port) around `generator`, runs the load
- * against it while sampling `Deno.memoryUsage().rss` every 50 ms, and shuts it down.
+ * Starts the service in this process on 127.0.0.1 (random port) around `generator` (with
+ * `concurrency` generations at once), runs the load against it while sampling
+ * `Deno.memoryUsage().rss` every 50 ms, and shuts it down.
  */
 export async function runLoadInProcess(
   generator: ImageGenerator,
-  opts: Omit<LoadOptions, "url" | "token"> & { config?: Partial<ServerConfig> },
+  opts: Omit<LoadOptions, "url" | "token"> & {
+    config?: Partial<ServerConfig>;
+    concurrencyLimit?: number;
+  },
 ): Promise<LoadReport> {
   const svc = await startService({
     generator,
     config: defaultConfig({ port: 0, host: "127.0.0.1", apiToken: null, ...opts.config }),
     logger: silentLogger,
+    concurrency: opts.concurrencyLimit,
   });
   let peak = Deno.memoryUsage().rss;
   const timer = setInterval(() => (peak = Math.max(peak, Deno.memoryUsage().rss)), 50);
@@ -227,27 +261,106 @@ export async function runLoadInProcess(
   }
 }
 
+/** One row of a load grid: a worker count and a client concurrency. */
+export interface LoadGridRow extends LoadReport {
+  workers: number;
+  /** Resident memory each worker's load added to the process (MiB, in worker order). */
+  workerMiB: number[];
+}
+
+/** What {@link runLoadGrid} runs. */
+export interface LoadGridOptions extends Omit<LoadOptions, "url" | "token" | "concurrency"> {
+  workers: number[];
+  concurrency: number[];
+  modelsDir: string;
+  backend: BackendChoice;
+  config?: Partial<ServerConfig>;
+  log?: (line: string) => void;
+}
+
+/**
+ * For each worker count: starts a {@link WorkerPool} of that many workers and the service around
+ * it, then for each client concurrency runs the load (late = after the deadline plus the longest
+ * UNet segment the workers measured), and closes both.
+ */
+export async function runLoadGrid(opts: LoadGridOptions): Promise<LoadGridRow[]> {
+  const rows: LoadGridRow[] = [];
+  for (const workers of opts.workers) {
+    opts.log?.(`starting ${workers} worker(s)…`);
+    const pool = await WorkerPool.start({
+      modelsDir: opts.modelsDir,
+      backend: opts.backend,
+      workers,
+      logger: silentLogger,
+    });
+    try {
+      const model = pool.models()[0].name;
+      for (const concurrency of opts.concurrency) {
+        const graceMs = opts.graceMs ?? pool.latency.longestSegmentMs(model, true) ?? 0;
+        const r = await runLoadInProcess(pool, {
+          ...opts,
+          concurrency,
+          graceMs,
+          concurrencyLimit: pool.size,
+        });
+        const row = {
+          ...r,
+          workers,
+          workerMiB: pool.status().map((w) => Math.round((w.memoryBytes ?? 0) / 2 ** 20)),
+        };
+        opts.log?.(formatLoadGrid([row]).split("\n").at(-1)!);
+        rows.push(row);
+      }
+    } finally {
+      pool.close();
+    }
+  }
+  return rows;
+}
+
+/** A Markdown table of load rows (for the README). */
+export function formatLoadGrid(rows: LoadGridRow[]): string {
+  return [
+    "| workers | concurrency | requests | images/s | p50 | p95 | /healthz p50 / max | late (> deadline + 1 segment) | 429 / 503 / 504 | worker MiB |",
+    "|---|---|---|---|---|---|---|---|---|---|",
+    ...rows.map((r) =>
+      `| ${r.workers} | ${r.concurrency} | ${r.sent} | ${r.imagesPerSecond} | ${r.latency.p50Ms} ms | ${r.latency.p95Ms} ms | ${r.healthz.p50Ms} / ${r.healthz.maxMs} ms | ${r.lateAnswers} | ${r.rejected429} / ${r.rejected503} / ${r.timeouts504} | ${
+        r.workerMiB.join(", ")
+      } |`
+    ),
+  ].join("\n");
+}
+
 /** A Markdown summary of a report (for the README). */
 export function formatLoadReport(r: LoadReport): string {
   const mib = r.peakRssBytes === null ? "n/a" : `${(r.peakRssBytes / 2 ** 20).toFixed(0)} MiB`;
   return [
-    `| requests | concurrency | deadline | p50 | p95 | deadline met | 429 | 503 | 504 | late | predicted/actual (median) | images/s | peak RSS |`,
-    `|---|---|---|---|---|---|---|---|---|---|---|---|---|`,
+    `| requests | concurrency | deadline | p50 | p95 | deadline met | 429 | 503 | 504 | late | /healthz p50 | predicted/actual (median) | images/s | peak RSS |`,
+    `|---|---|---|---|---|---|---|---|---|---|---|---|---|---|`,
     `| ${r.sent} | ${r.concurrency} | ${r.deadlineMs} ms | ${r.latency.p50Ms} ms | ${r.latency.p95Ms} ms | ${
       (r.deadlineCompliance * 100).toFixed(1)
-    }% | ${r.rejected429} | ${r.rejected503} | ${r.timeouts504} | ${r.lateAnswers} | ${r.predictionRatio.median} | ${r.imagesPerSecond} | ${mib} |`,
+    }% | ${r.rejected429} | ${r.rejected503} | ${r.timeouts504} | ${r.lateAnswers} | ${r.healthz.p50Ms} ms | ${r.predictionRatio.median} | ${r.imagesPerSecond} | ${mib} |`,
   ].join("\n");
 }
 
-/** Load options from parsed `--requests --concurrency --deadline-ms --time-limit-ms --steps` flags. */
+/** Load options from parsed `--requests --deadline-ms --time-limit-ms --steps` flags. */
 export function loadOptions(flags: Record<string, string | number | boolean>) {
   return {
     requests: (flags.requests as number | undefined) ?? 20,
-    concurrency: (flags.concurrency as number | undefined) ?? 4,
     deadlineMs: (flags["deadline-ms"] as number | undefined) ?? 10_000,
     timeLimitMs: (flags["time-limit-ms"] as number | undefined) ?? 120_000,
     body: flags.steps !== undefined ? { steps: flags.steps } : undefined,
   };
+}
+
+/** A comma-separated list of positive integers (`--workers 1,2`), or `fallback` when absent. */
+export function intList(flag: string, raw: unknown, fallback: number[]): number[] {
+  if (raw === undefined) return fallback;
+  const xs = String(raw).split(",").map((x) => Number(x.trim()));
+  if (xs.length === 0 || xs.some((x) => !Number.isInteger(x) || x < 1 || x > 64)) {
+    throw new Error(`--${flag} must be a comma-separated list of integers 1..64, got "${raw}"`);
+  }
+  return xs;
 }
 
 if (import.meta.main) {
@@ -263,23 +376,15 @@ if (import.meta.main) {
       token: "string",
       json: "boolean",
     });
-    const common = loadOptions(flags);
-    let report: LoadReport;
-    if (flags.url !== undefined) {
-      report = await runLoad({
-        ...common,
-        url: String(flags.url),
-        token: flags.token as string | undefined,
-      });
-    } else {
-      const { loadGenerator } = await import("../lib/pipeline/service.ts");
-      const generator = await loadGenerator(
-        Deno.env.get("MODELS_DIR") ?? "models",
-        Deno.env.get("BACKEND") ?? "auto",
-      );
-      await warmUp(generator, silentLogger);
-      report = await runLoadInProcess(generator, common);
+    if (flags.url === undefined) {
+      throw new UsageError("--url is required (or use deno task bench load)");
     }
+    const report = await runLoad({
+      ...loadOptions(flags),
+      concurrency: (flags.concurrency as number | undefined) ?? 4,
+      url: String(flags.url),
+      token: flags.token as string | undefined,
+    });
     console.log(flags.json ? JSON.stringify(report, null, 2) : formatLoadReport(report));
   } catch (e) {
     console.error(`load: ${e instanceof UsageError || e instanceof Error ? e.message : e}`);

@@ -7,13 +7,14 @@
  *   --backend).
  * - pipeline: end-to-end images/s and stage times at 20 guided steps (bench/pipeline.ts).
  * - caching: the paper's Table 1 on our model (bench/caching.ts; writes its own results).
- * - load: the service in-process under concurrent requests with deadlines (bench/load.ts; flags
- *   --requests, --concurrency, --deadline-ms, --time-limit-ms, --steps, --backend).
+ * - load: the service in-process with its generation workers under concurrent requests with
+ *   deadlines, per worker count and client concurrency (bench/load.ts; flags --workers 1,2,
+ *   --concurrency 1,2,4, --requests (per cell), --deadline-ms, --time-limit-ms, --steps,
+ *   --backend).
  *
  * @module
  */
 import { parseFlags, UsageError } from "../lib/cli/flags.ts";
-import { silentLogger } from "../lib/io/log.ts";
 import {
   benchBackend,
   benchPipeline,
@@ -102,40 +103,36 @@ async function runCaching(args: string[]): Promise<void> {
 }
 
 async function runLoadBench(args: string[]): Promise<void> {
-  const { formatLoadReport, loadOptions, runLoadInProcess } = await import("./load.ts");
-  const { loadGenerator } = await import("../lib/pipeline/service.ts");
-  const { warmUp } = await import("../main.ts");
+  const { formatLoadGrid, intList, loadOptions, runLoadGrid } = await import("./load.ts");
   const { machineDescription } = await import("./machine.ts");
   const { flags, positional } = parseFlags(args, {
     requests: "int",
-    concurrency: "int",
+    workers: "string",
+    concurrency: "string",
     "deadline-ms": "int",
     "time-limit-ms": "int",
     steps: "int",
     backend: "string",
   });
   if (positional.length) throw new UsageError(`unexpected argument "${positional[0]}"`);
-  const generator = await loadGenerator(
-    Deno.env.get("MODELS_DIR") ?? new URL("../models", import.meta.url).pathname,
-    String(flags.backend ?? Deno.env.get("BACKEND") ?? "wasm"),
-    () => {},
-  );
-  try {
-    await warmUp(generator, silentLogger);
-    const opts = loadOptions(flags);
-    const r = await runLoadInProcess(generator, opts);
-    const path = await writeBenchResult("load", {
-      bench: "load",
-      date: new Date().toISOString(),
-      machine: machineDescription(),
-      backend: generator.models()[0].backend,
-      ...r,
-    });
-    console.log(formatLoadReport(r));
-    console.log(`written to ${path}`);
-  } finally {
-    await generator.release();
-  }
+  const backend = benchBackend(flags.backend ?? Deno.env.get("BACKEND")) ?? "wasm";
+  const rows = await runLoadGrid({
+    ...loadOptions({ requests: 12, ...flags }),
+    workers: intList("workers", flags.workers, [1, 2]),
+    concurrency: intList("concurrency", flags.concurrency, [1, 2, 4]),
+    modelsDir: Deno.env.get("MODELS_DIR") ?? new URL("../models", import.meta.url).pathname,
+    backend,
+    log: (l) => console.log(l),
+  });
+  const path = await writeBenchResult("load", {
+    bench: "load",
+    date: new Date().toISOString(),
+    machine: machineDescription(),
+    backend,
+    rows,
+  });
+  console.log(formatLoadGrid(rows));
+  console.log(`written to ${path}`);
 }
 
 const RUNNERS: Record<BenchName, (args: string[]) => Promise<void>> = {

@@ -15,6 +15,7 @@ import { parseFlags, UsageError } from "../lib/cli/flags.ts";
 import { Pipeline } from "../lib/pipeline/pipeline.ts";
 import { SOLVERS } from "../lib/pipeline/request.ts";
 import { PipelineGenerator } from "../lib/pipeline/service.ts";
+import { isGuided } from "../lib/solvers/guidance.ts";
 import type { GenerateRequest, SolverName } from "../lib/pipeline/types.ts";
 import { type Backend, BACKEND_CHOICES } from "../lib/runtime/backend.ts";
 import { machineDescription } from "./machine.ts";
@@ -117,7 +118,12 @@ export async function benchPipeline(opts: PipelineBenchOptions = {}): Promise<Pi
       // alternate the order so slow drift of a shared host hits every solver alike
       const order = i % 2 ? [...solvers].reverse() : solvers;
       for (const s of order) {
-        const predicted = gen.predictMs(model, { steps, solver: s, schedule: null });
+        const predicted = gen.predictMs(model, {
+          steps,
+          solver: s,
+          schedule: null,
+          guided: isGuided(guidance),
+        });
         const r = await gen.generate(model, req(s, i));
         samples.get(s)!.push({ t: r.timings, ratio: predicted / r.timings.totalMs });
         log(`  ${s} run ${i + 1}/${runs}: ${r.timings.totalMs.toFixed(0)} ms`);

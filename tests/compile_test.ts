@@ -111,7 +111,9 @@ Deno.test({
         env: runtime.ok ? {} : { DENORT_BIN: Deno.execPath() },
       });
       const r = built.report;
-      for (const part of ["models/", "schedules/", "web/dist/", "main.ts"]) {
+      for (
+        const part of ["models/", "schedules/", "web/dist/", "main.ts", "worker.ts", "host.ts"]
+      ) {
         assert(r.includes(part), `report lists ${part}:\n${r}`);
       }
       assert(r.includes("ort-wasm-simd-threaded.asyncify.wasm"), "ORT's WebGPU wasm is inside");

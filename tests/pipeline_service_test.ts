@@ -4,12 +4,7 @@
  * with schedules written to a temporary folder (the shipped ones change with calibration).
  */
 import { assert, assertEquals } from "./_assert.ts";
-import {
-  loadGenerator,
-  modelFolders,
-  type PipelineGenerator,
-  WarmMean,
-} from "../lib/pipeline/service.ts";
+import { loadGenerator, modelFolders, type PipelineGenerator } from "../lib/pipeline/service.ts";
 import type { GenerateRequest } from "../lib/pipeline/types.ts";
 import { testPipeline, writeUniformSchedule } from "./support/generator.ts";
 
@@ -36,22 +31,6 @@ async function rejection(p: Promise<unknown>): Promise<Error> {
   }
   throw new Error("expected a rejection");
 }
-
-Deno.test("WarmMean leaves out the first sample once there are more; EMA with alpha", () => {
-  const m = new WarmMean();
-  assertEquals(m.value, undefined);
-  m.add(100);
-  assertEquals(m.value, 100);
-  m.add(4);
-  m.add(6);
-  assertEquals(m.value, 5);
-  const ema = new WarmMean(0.5);
-  ema.add(100);
-  ema.add(4);
-  assertEquals(ema.value, 4);
-  ema.add(8);
-  assertEquals(ema.value, 6);
-});
 
 Deno.test("modelFolders: subfolders with model_index.json, the default model first", async () => {
   const dir = await Deno.makeTempDir({ prefix: "models-" });
@@ -117,7 +96,7 @@ Deno.test("the generator: models, schedule ids, predictions, generation", async 
     });
 
     await t.step("predictMs is Infinity before any measurement, finite after warmUp", async () => {
-      const plan = { steps: 4, solver: "dpm" as const, schedule: null };
+      const plan = { steps: 4, solver: "dpm" as const, schedule: null, guided: true };
       assertEquals(gen.predictMs(m.name, plan), Infinity);
       await gen.warmUp();
       const none = gen.predictMs(m.name, plan);
@@ -128,6 +107,9 @@ Deno.test("the generator: models, schedule ids, predictions, generation", async 
       // an unknown schedule is predicted as uncached (an upper bound)
       assertEquals(gen.predictMs(m.name, { ...plan, schedule: "nope" }), none);
       assert(gen.predictMs(m.name, { ...plan, steps: 8 }) > none);
+      // warm-up measured the unguided batch too: it is predicted cheaper than the guided one
+      const unguided = gen.predictMs(m.name, { ...plan, guided: false });
+      assert(unguided > 0 && unguided < none, `unguided ${unguided} vs guided ${none}`);
     });
 
     await t.step("schedules by id, short name and auto; results report the id", async () => {
@@ -151,7 +133,7 @@ Deno.test("the generator: models, schedule ids, predictions, generation", async 
       assert(
         (() => {
           try {
-            gen.predictMs("dall-e-3", { steps: 4, solver: "dpm", schedule: null });
+            gen.predictMs("dall-e-3", { steps: 4, solver: "dpm", schedule: null, guided: true });
             return false;
           } catch (err) {
             return (err as Error).message.includes("unknown model");

@@ -248,7 +248,6 @@ Deno.test("bad inputs: each answered with the right 4xx naming the field", async
       400,
       "Request-Timeout",
     ],
-    ["Prefer wait negative", gen, jsonInit(ok, { prefer: "wait=-1" }), 400, "Prefer"],
     ["stream not boolean", gen, jsonInit({ ...ok, stream: "yes" }), 400, "stream"],
     ["preview not boolean", gen, jsonInit({ ...ok, preview: 1 }), 400, "preview"],
     [
@@ -355,6 +354,25 @@ Deno.test("a deadline that cannot be met → 503 at once, without running the ge
   assertEquals(g.calls.length, 0);
   const m = await (await app.request("/metrics")).text();
   assert(m.includes("imagegen_deadline_rejections_total 3"), m);
+});
+
+Deno.test("Prefer: wait is a preference (RFC 7240): unusable ignored, used ones echoed", async () => {
+  const { app } = await setup();
+  for (const prefer of ["wait=-1", "wait=abc", "wait=0"]) {
+    const res = await app.request("/generate", jsonInit({ prompt: "x", steps: 2 }, { prefer }));
+    assertEquals(res.status, 200, prefer);
+    assertEquals(res.headers.get("preference-applied"), null);
+    assertEquals(res.headers.get("x-deadline-ms"), "60000");
+    await res.body?.cancel();
+  }
+  const res = await app.request(
+    "/v1/images/generations",
+    jsonInit({ prompt: "x", steps: 2 }, { prefer: "respond-async, wait=1000" }),
+  );
+  assertEquals(res.status, 200);
+  assertEquals(res.headers.get("preference-applied"), "wait=600");
+  const { plan } = await res.json();
+  assertEquals([plan.deadline_ms, plan.deadline_source], [600_000, "Prefer"]);
 });
 
 Deno.test("the expected queue wait counts: fits alone, refused behind a long job", async () => {

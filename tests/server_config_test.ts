@@ -1,6 +1,5 @@
 import { assert, assertEquals, assertThrows } from "./_assert.ts";
 import { ConfigError, defaultConfig, ENV_VARS, loadConfig } from "../lib/server/config.ts";
-import { bearerToken, constantTimeEqual, tokenMatches } from "../lib/server/auth.ts";
 import { Metrics } from "../lib/server/metrics.ts";
 
 const env = (vars: Record<string, string>) => (k: string) => vars[k];
@@ -48,19 +47,6 @@ Deno.test("loadConfig reads only the variables it lists", () => {
   const seen = new Set<string>();
   loadConfig((k) => (seen.add(k), undefined));
   assertEquals([...seen].sort(), [...ENV_VARS].sort());
-});
-
-Deno.test("auth: bearer parsing and constant-time comparison", async () => {
-  assertEquals(bearerToken("Bearer abc"), "abc");
-  assertEquals(bearerToken("bearer  abc "), "abc");
-  assertEquals(bearerToken("Basic abc"), null);
-  assertEquals(bearerToken("Bearer"), null);
-  assertEquals(bearerToken(null), null);
-  assert(constantTimeEqual(new Uint8Array([1, 2]), new Uint8Array([1, 2])));
-  assert(!constantTimeEqual(new Uint8Array([1, 2]), new Uint8Array([1, 3])));
-  assert(await tokenMatches("secret-token", "secret-token"));
-  assert(!(await tokenMatches("secret-token", "secret-tokem")));
-  assert(!(await tokenMatches("secret", "secret-token")));
 });
 
 Deno.test("metrics: counters, histogram buckets and the skipped fraction", () => {

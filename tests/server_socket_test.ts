@@ -3,11 +3,11 @@
  * streaming, disconnects, auth, cron registration and graceful shutdown.
  */
 import { assert, assertEquals } from "./_assert.ts";
-import { type Service, startService } from "../main.ts";
+import { loadJobs, type Service, startService } from "../main.ts";
 import { defaultConfig, type ServerConfig } from "../lib/server/config.ts";
 import type { ImageGenerator } from "../lib/pipeline/types.ts";
 import { silentLogger } from "../lib/io/log.ts";
-import type { CronFn } from "../lib/jobs/thumbnails.ts";
+import type { CronFn, ThumbnailJob } from "../lib/jobs/thumbnails.ts";
 import { testGenerator } from "./support/generator.ts";
 import { gated } from "./support/wrap_generator.ts";
 import {
@@ -25,6 +25,7 @@ async function serve(
   gen?: ImageGenerator,
   config: Partial<ServerConfig> = {},
   cron?: CronFn,
+  jobs?: ThumbnailJob[],
 ): Promise<{ svc: Service; url: string; generator: ImageGenerator }> {
   const generator = gen ?? await testGenerator();
   const svc = await startService({
@@ -32,6 +33,7 @@ async function serve(
     config: defaultConfig({ port: 0, host: "127.0.0.1", shutdownGraceMs: 200, ...config }),
     logger: silentLogger,
     cron,
+    jobs,
   });
   return { svc, url: `http://127.0.0.1:${svc.addr.port}`, generator };
 }
@@ -177,7 +179,8 @@ Deno.test("socket: crons from the jobs file are registered and run through the q
       registered.push({ name, schedule, handler });
       return Promise.resolve();
     };
-    const { svc } = await serve(gen, { thumbnailsFile: file }, cron);
+    const config = defaultConfig({ thumbnailsFile: file });
+    const { svc } = await serve(gen, {}, cron, await loadJobs(config, silentLogger));
     try {
       assertEquals(registered.map((r) => [r.name, r.schedule]), [["t1", "*/5 * * * *"]]);
       await registered[0].handler();

@@ -21,8 +21,14 @@
 
 const ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 
-/** Folders and files embedded beside the code (relative to the repository root). */
+/** Folders embedded beside the code (relative to the repository root). */
 export const INCLUDES = ["models/emoji-ldm", "schedules", "web/dist"] as const;
+
+/**
+ * Modules started as workers (`new Worker(url)` is not followed by the module graph, so they are
+ * embedded as extra entry points, with everything they import).
+ */
+export const WORKER_MODULES = ["lib/exec/worker.ts"] as const;
 
 /** The onnxruntime-web files the service loads (lib/runtime/ort.ts imports `/webgpu`, `/wasm`). */
 export const ORT_RUNTIME_FILES = [
@@ -158,7 +164,7 @@ export async function compileArgs(output: string): Promise<string[]> {
   return [
     "compile",
     ...perms,
-    ...INCLUDES.flatMap((p) => ["--include", p]),
+    ...[...INCLUDES, ...WORKER_MODULES].flatMap((p) => ["--include", p]),
     ...excludes.flatMap((p) => ["--exclude", p]),
     "--output",
     output,

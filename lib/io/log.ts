@@ -15,9 +15,15 @@ export interface Logger {
   error(msg: string, fields?: LogFields): void;
 }
 
-/** Turns an error into loggable fields (message, name, stack) for the server's own log. */
-export function errorFields(e: unknown): LogFields {
-  if (e instanceof Error) return { error: e.message, errorName: e.name, stack: e.stack };
+/**
+ * Turns an error into loggable fields: its message and name, and its stack only when `stack` is
+ * set (for errors nobody expected, i.e. bugs; an expected failure such as a bad model folder is
+ * told by its message alone).
+ */
+export function errorFields(e: unknown, opts: { stack?: boolean } = {}): LogFields {
+  if (e instanceof Error) {
+    return { error: e.message, errorName: e.name, ...(opts.stack ? { stack: e.stack } : {}) };
+  }
   return { error: String(e) };
 }
 

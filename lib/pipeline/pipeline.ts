@@ -16,10 +16,10 @@ import { type BackendChoice, resolveBackend } from "../runtime/backend.ts";
 import { createSession, serialized } from "../runtime/session.ts";
 import type { Session, Tensor } from "../runtime/ort.ts";
 import { float32Tensor, numericTensor, toFloat32 } from "../runtime/tensors.ts";
-import { applyGuidance } from "../solvers/guidance.ts";
+import { applyGuidance, isGuided } from "../solvers/guidance.ts";
 import { createSolver } from "../solvers/mod.ts";
 import { gaussianNoise } from "../solvers/noise.ts";
-import type { BlockPolicy } from "../unet/engine.ts";
+import type { BlockPolicy, CancelSignal } from "../unet/engine.ts";
 import { UNetEngine } from "../unet/engine.ts";
 import type {
   Backend,
@@ -124,7 +124,7 @@ export class Pipeline {
     emb: Embeddings,
     policy: BlockPolicy | undefined,
     guidanceScale: number,
-    signal?: AbortSignal,
+    signal?: CancelSignal,
   ): Promise<Float32Array> {
     const m = this.model;
     const input = emb.guided ? new Float32Array(sample.length * 2) : sample;
@@ -196,7 +196,8 @@ export class Pipeline {
     // no schedule, no cache: an uncached run stores no residuals
     const cache = schedule ? new BlockCache(schedule, this.unet.blocks) : undefined;
     const B = reqs.length;
-    const guided = first.guidanceScale !== 1;
+    // as in diffusers, guidance applies only above 1: at 1 or below the batch is conditional only
+    const guided = isGuided(first.guidanceScale);
     let emb: Embeddings | undefined;
     try {
       signal?.throwIfAborted();
@@ -210,6 +211,7 @@ export class Pipeline {
       const solver = createSolver(first.solver, this.model.scheduler, first.steps);
       let x = initialLatents(reqs.map((r) => r.seed), this.latentLength, solver.initNoiseSigma);
       const tUnet = performance.now();
+      const before = this.unet.counters();
       for (let i = 0; i < first.steps; i++) {
         signal?.throwIfAborted();
         await cache?.beginStep(i);
@@ -227,6 +229,12 @@ export class Pipeline {
         }
       }
       const unetMs = elapsed(tUnet);
+      const after = this.unet.counters();
+      const profile = {
+        batch: guided ? 2 * B : B,
+        runs: after.runs.map((r, k) => r - before.runs[k]),
+        ms: after.ms.map((m, k) => m - before.ms[k]),
+      };
       signal?.throwIfAborted();
       const tDec = performance.now();
       const images = await this.decode(x, B);
@@ -246,6 +254,7 @@ export class Pipeline {
         timings: { textEncoderMs, unetMs, decoderMs, totalMs },
         skippedFraction: cache?.skippedFraction ?? 0,
         cacheBytes: cache?.stats.peakBytes ?? 0,
+        profile,
       }));
     } finally {
       emb?.tensor.dispose();

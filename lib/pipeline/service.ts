@@ -1,9 +1,8 @@
 /**
- * The real pipeline behind the service's `ImageGenerator` (lib/pipeline/types.ts): one
- * {@link Pipeline} per model folder, the models' shipped schedules, and wall-time predictions from
- * latencies measured on this host — the engine's per-segment means, running means of the text
- * encoder and the decoder, and the measured ratio of the UNet stage to its segments' sum (the
- * work between segments, the host's current speed), all updated as requests run.
+ * The in-process `ImageGenerator` (lib/pipeline/types.ts): one {@link Pipeline} per model folder,
+ * the models' shipped schedules, and wall-time predictions from the generations it ran
+ * ({@link LatencyModel}). The service runs it inside workers (lib/exec/); the CLI, tests and
+ * benchmarks use it directly.
  *
  * Schedules are offered under their full id `<solver>-<steps>-<name>` (e.g. `dpm-20-delta-0.50`),
  * which is unique per model even when two solvers ship a schedule of the same short name; the
@@ -11,7 +10,6 @@
  *
  * @module
  */
-import type { Schedule } from "../cache/schedule.ts";
 import { scheduleId } from "../cache/schedule.ts";
 import { BACKEND_CHOICES, type BackendChoice, resolveBackend } from "../runtime/backend.ts";
 import type {
@@ -28,51 +26,11 @@ import { readModelFolder } from "../model/folder.ts";
 import { Pipeline } from "./pipeline.ts";
 import { loadFastestPipeline } from "./fastest.ts";
 import { DEFAULTS } from "./request.ts";
+import { LatencyModel, type ModelLayout } from "./latency.ts";
 import { isFile } from "../io/fs.ts";
 
 /** The model listed first (the service's default) when its folder is present. */
 export const DEFAULT_MODEL = "emoji-ldm";
-
-/**
- * A running mean that leaves out the first sample once there are two or more: the first run of a
- * session pays one-time costs (wasm compile, shader compile, allocation), as in the engine's means.
- * With `alpha` it is an exponential moving average from the second sample on (weight `alpha` for
- * the newest), which follows a shared host's changing load.
- */
-export class WarmMean {
-  private n = 0;
-  private mean = 0;
-
-  constructor(readonly alpha?: number) {}
-
-  /** Adds one sample. */
-  add(x: number): void {
-    this.n++;
-    if (this.n <= 2) this.mean = x; // the first alone, then restart without it
-    else if (this.alpha !== undefined) this.mean += this.alpha * (x - this.mean);
-    else this.mean += (x - this.mean) / (this.n - 1);
-  }
-
-  /** The mean (the first sample alone while it is the only one); undefined before any sample. */
-  get value(): number | undefined {
-    return this.n === 0 ? undefined : this.mean;
-  }
-}
-
-/** Weight of the newest sample in the UNet scale's moving average. */
-export const UNET_SCALE_ALPHA = 0.3;
-
-/** Measured latencies of one pipeline beyond the engine's own per-segment means. */
-interface StageStats {
-  textEncoder: WarmMean;
-  decoder: WarmMean;
-  /**
-   * Measured UNet-stage time over the segment means' sum for the same steps: covers the work
-   * outside the segments (solver, guidance, copies, scale-shift) and the drift of those all-time
-   * means from the host's current speed. A moving average; 1 before any measurement.
-   */
-  unetScale: WarmMean;
-}
 
 /** Side of the images a pipeline makes. */
 function imageSize(p: Pipeline): number {
@@ -94,143 +52,145 @@ export function registryCacheName(
   return s ? s.name : cache;
 }
 
-/**
- * Predicted UNet-stage time of `steps` steps on `p` from the engine's per-segment means: per step,
- * every glue segment plus the blocks `schedule` computes at that step (all without a schedule).
- * Undefined while some segment has never run.
- */
-export function predictUnetMs(
-  p: Pipeline,
-  schedule: Schedule | null,
-  steps: number,
-): number | undefined {
-  let total = 0;
-  for (let i = 0; i < steps; i++) {
-    const row = schedule?.recompute[i];
-    const ms = p.unet.expectedMs((k) => !row || row[k]);
-    if (ms === undefined) return undefined;
-    total += ms;
-  }
-  return total;
+/** What the latency predictor needs to know of a pipeline's model (see {@link LatencyModel}). */
+export function modelLayout(p: Pipeline): ModelLayout {
+  let block = 0;
+  return {
+    segments: p.unet.timings().map((t) => t.kind === "block" ? block++ : -1),
+    schedules: p.schedules.schedules.map((x) => ({
+      id: scheduleId(x),
+      name: x.name,
+      solver: x.solver,
+      steps: x.steps,
+      recompute: x.recompute,
+    })),
+  };
+}
+
+/** The models' public descriptions (name, native size, backend, defaults, shipped schedules). */
+export function describeModel(p: Pipeline): ModelInfo {
+  return {
+    name: p.model.name,
+    width: imageSize(p),
+    height: imageSize(p),
+    backend: p.backend,
+    defaults: {
+      steps: DEFAULTS.steps,
+      solver: DEFAULTS.solver,
+      guidanceScale: DEFAULTS.guidanceScale,
+    },
+    schedules: p.schedules.schedules.map((s): ScheduleInfo => {
+      const fd = s.measured?.fd;
+      return {
+        name: scheduleId(s),
+        solver: s.solver,
+        steps: s.steps,
+        skippedFraction: s.skippedFraction,
+        ...(typeof fd === "number" && Number.isFinite(fd) ? { quality: { fd } } : {}),
+      };
+    }),
+  };
 }
 
 /** The real `ImageGenerator`: one pipeline per model, the first one the default. */
 export class PipelineGenerator implements ImageGenerator {
-  private byName = new Map<string, { pipeline: Pipeline; stats: StageStats }>();
+  private byName = new Map<string, Pipeline>();
+  /** Predictions from what this generator's generations measured. */
+  readonly latency: LatencyModel;
 
   /** Wraps loaded pipelines (model names must be distinct); the first is the default model. */
   constructor(readonly pipelines: Pipeline[]) {
     if (pipelines.length === 0) throw new Error("a generator needs at least one model");
+    const layouts: Record<string, ModelLayout> = {};
     for (const p of pipelines) {
       if (this.byName.has(p.model.name)) throw new Error(`model ${p.model.name} is loaded twice`);
-      this.byName.set(p.model.name, {
-        pipeline: p,
-        stats: {
-          textEncoder: new WarmMean(),
-          decoder: new WarmMean(),
-          unetScale: new WarmMean(UNET_SCALE_ALPHA),
-        },
-      });
+      this.byName.set(p.model.name, p);
+      layouts[p.model.name] = modelLayout(p);
     }
+    this.latency = new LatencyModel(layouts);
   }
 
-  private entry(model: string) {
-    const e = this.byName.get(model);
-    if (!e) {
+  private pipeline(model: string): Pipeline {
+    const p = this.byName.get(model);
+    if (!p) {
       throw new Error(
         `unknown model ${JSON.stringify(model)} (loaded: ${[...this.byName.keys()].join(", ")})`,
       );
     }
-    return e;
+    return p;
   }
 
   /** {@link ImageGenerator.models}: name, native size, backend, defaults and shipped schedules. */
   models(): ModelInfo[] {
-    return this.pipelines.map((p) => ({
-      name: p.model.name,
-      width: imageSize(p),
-      height: imageSize(p),
-      backend: p.backend,
-      defaults: {
-        steps: DEFAULTS.steps,
-        solver: DEFAULTS.solver,
-        guidanceScale: DEFAULTS.guidanceScale,
-      },
-      schedules: p.schedules.schedules.map((s): ScheduleInfo => {
-        const fd = s.measured?.fd;
-        return {
-          name: scheduleId(s),
-          solver: s.solver,
-          steps: s.steps,
-          skippedFraction: s.skippedFraction,
-          ...(typeof fd === "number" && Number.isFinite(fd) ? { quality: { fd } } : {}),
-        };
-      }),
-    }));
+    return this.pipelines.map(describeModel);
   }
 
-  /**
-   * {@link ImageGenerator.predictMs}: n × (text encoder + decoder + s × Σ over steps of the glue
-   * segments and the blocks the schedule computes at that step), s the measured ratio of the
-   * UNet stage's wall time to that sum (work outside the segments, recent host speed).
-   * `Infinity` until the model has run once (see {@link warmUp}); an unknown schedule is
-   * predicted as uncached (an upper bound).
-   */
+  /** {@link ImageGenerator.predictMs}, from this generator's measurements ({@link LatencyModel}). */
   predictMs(model: string, plan: PlanSpec): number {
-    const { pipeline: p, stats } = this.entry(model);
-    const schedule = plan.schedule === null ? null : p.schedules.for(plan.solver, plan.steps).find(
-      (s) => scheduleId(s) === plan.schedule || s.name === plan.schedule,
-    ) ?? null;
-    const unet = predictUnetMs(p, schedule, plan.steps);
-    const te = stats.textEncoder.value, dec = stats.decoder.value;
-    if (unet === undefined || te === undefined || dec === undefined) return Infinity;
-    return (plan.n ?? 1) * (te + dec + unet * (stats.unetScale.value ?? 1));
+    this.pipeline(model);
+    return this.latency.predict(model, plan);
   }
 
   /**
-   * {@link ImageGenerator.generate}: runs the model's pipeline, records its stage times, and
-   * reports the schedule by its full id. Unknown models and schedules reject with a clear Error.
+   * {@link ImageGenerator.generate}: runs the model's pipeline, records its timings, and reports
+   * the schedule by its full id. Unknown models and schedules reject with a clear Error.
    */
   async generate(
     model: string,
     req: GenerateRequest,
     opts: GenerateOptions = {},
   ): Promise<GenerateResult> {
-    const { pipeline: p, stats } = this.entry(model);
+    const p = this.pipeline(model);
     const cache = registryCacheName(p, req.cache, req.solver, req.steps);
     const r = await p.generate({ ...req, cache }, opts);
-    stats.textEncoder.add(r.timings.textEncoderMs);
-    stats.decoder.add(r.timings.decoderMs);
-    const schedule = r.schedule === null
-      ? null
-      : p.schedules.for(r.solver, r.steps).find((s) => s.name === r.schedule);
-    if (schedule !== undefined) {
-      const segments = predictUnetMs(p, schedule, r.steps);
-      if (segments) stats.unetScale.add(r.timings.unetMs / segments);
-    }
+    this.latency.observe(model, r);
     return r.schedule === null
       ? r
       : { ...r, schedule: scheduleId({ solver: r.solver, steps: r.steps, name: r.schedule }) };
   }
 
   /**
-   * Two short uncached generations per model (the first pays the one-time costs, the second
-   * measures steady state), so {@link predictMs} has figures before the first request.
+   * Warms every model on the request path until {@link predictMs} is calibrated: one cold run
+   * (compilation, allocation), then the model's default request (guided) and a short unguided one,
+   * repeated until the default request's prediction made before a run is within `tolerance` of
+   * its measured time (at most `maxRuns` times; 0 = the cold run only). Returns the generations
+   * it ran.
    */
-  async warmUp(): Promise<void> {
+  async warmUp(
+    opts: { tolerance?: number; maxRuns?: number } = {},
+  ): Promise<{ model: string; result: GenerateResult }[]> {
+    const tolerance = opts.tolerance ?? 0.2, maxRuns = opts.maxRuns ?? 4;
+    const runs: { model: string; result: GenerateResult }[] = [];
+    const run = async (model: string, req: GenerateRequest) => {
+      const result = await this.generate(model, req);
+      runs.push({ model, result });
+      return result;
+    };
     for (const p of this.pipelines) {
-      for (const seed of [0, 1]) {
-        await this.generate(p.model.name, {
-          prompt: "warm-up",
-          negativePrompt: "",
-          seed,
-          steps: 2,
-          guidanceScale: DEFAULTS.guidanceScale,
-          solver: DEFAULTS.solver,
-          cache: "none",
+      const name = p.model.name;
+      const base: GenerateRequest = {
+        prompt: "warm-up",
+        negativePrompt: "",
+        seed: 0,
+        steps: DEFAULTS.steps,
+        guidanceScale: DEFAULTS.guidanceScale,
+        solver: DEFAULTS.solver,
+        cache: "none",
+      };
+      await run(name, { ...base, steps: 2 });
+      for (let i = 0; i < maxRuns; i++) {
+        const predicted = this.predictMs(name, {
+          steps: base.steps,
+          solver: base.solver,
+          schedule: null,
+          guided: true,
         });
+        const r = await run(name, { ...base, seed: i + 1 });
+        await run(name, { ...base, seed: i + 1, steps: 4, guidanceScale: 1 });
+        if (Math.abs(r.timings.totalMs - predicted) <= tolerance * r.timings.totalMs) break;
       }
     }
+    return runs;
   }
 
   /** Releases every pipeline's sessions. */

@@ -13,8 +13,9 @@ import type { SolverName } from "../solvers/solver.ts";
 export type { SolverName };
 
 import type { Backend } from "../runtime/backend.ts";
+import type { CancelSignal } from "../unet/engine.ts";
 
-export type { Backend };
+export type { Backend, CancelSignal };
 
 /** One image request, fully resolved (defaults applied, validated). */
 export interface GenerateRequest {
@@ -42,10 +43,18 @@ export interface Progress {
 /** Per-call options. */
 export interface GenerateOptions {
   /** Checked between segments: an aborted generation rejects with the signal's reason. */
-  signal?: AbortSignal;
+  signal?: CancelSignal;
   onProgress?: (p: Progress) => void;
   /** Make a preview PNG for every `previewEvery`-th step (0 = never). */
   previewEvery?: number;
+}
+
+/**
+ * Per-call options of {@link ImageGenerator.generate}: as {@link GenerateOptions}, with a real
+ * `AbortSignal` (an implementation may listen for its `abort` event, e.g. to cancel a worker).
+ */
+export interface ImageJobOptions extends Omit<GenerateOptions, "signal"> {
+  signal?: AbortSignal;
 }
 
 /** Stage timings of one generation in milliseconds. */
@@ -74,6 +83,17 @@ export interface GenerateResult {
   skippedFraction: number;
   /** Peak bytes held by cached residuals during this generation. */
   cacheBytes: number;
+  /** Where the UNet time went (for latency prediction). */
+  profile: UNetProfile;
+}
+
+/** One generation's UNet work per segment, for latency prediction. */
+export interface UNetProfile {
+  /** UNet batch of every evaluation: images × 2 with classifier-free guidance, × 1 without. */
+  batch: number;
+  /** Per segment in run order: runs in this generation and their total wall time in ms. */
+  runs: number[];
+  ms: number[];
 }
 
 /** A shipped static cache schedule, as far as planning needs to know it. */
@@ -108,6 +128,8 @@ export interface PlanSpec {
   schedule: string | null;
   /** Images made one after another (default 1). */
   n?: number;
+  /** Classifier-free guidance (guidance scale above 1): a UNet batch of 2 per image, else 1. */
+  guided: boolean;
 }
 
 /** What the service needs from the pipeline. */
@@ -117,5 +139,5 @@ export interface ImageGenerator {
   /** Predicted wall time in ms of a plan on this host, from measured per-segment latencies (updated as requests run). */
   predictMs(model: string, plan: PlanSpec): number;
   /** Makes one image; rejects with the signal's reason once `opts.signal` aborts (checked between segments). */
-  generate(model: string, req: GenerateRequest, opts: GenerateOptions): Promise<GenerateResult>;
+  generate(model: string, req: GenerateRequest, opts: ImageJobOptions): Promise<GenerateResult>;
 }

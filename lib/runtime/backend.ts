@@ -36,7 +36,7 @@ let adapterProbe: Promise<string | undefined> | undefined;
 /** Describes the WebGPU adapter, or `undefined` when there is none (probed once per process). */
 export function probeWebGpu(): Promise<string | undefined> {
   adapterProbe ??= (async () => {
-    const gpu = (navigator as Navigator & { gpu?: GPU }).gpu;
+    const gpu = (navigator as unknown as { gpu?: GPU }).gpu;
     if (!gpu) return undefined;
     try {
       const adapter = await gpu.requestAdapter();

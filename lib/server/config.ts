@@ -38,6 +38,10 @@ export interface ServerConfig {
   autoCache: AutoCachePolicy;
   /** How long shutdown lets the running generation finish before aborting it. */
   shutdownGraceMs: number;
+  /** Origins allowed to call the API from a browser (CORS); `*` = any. */
+  corsOrigins: string | string[];
+  /** Generation workers: a count, or `auto` (per core and memory on wasm, 1 on WebGPU). */
+  workers: number | "auto";
 }
 
 /** The environment variables the service reads (pass them to `--allow-env=`). */
@@ -51,6 +55,9 @@ export const ENV_VARS = [
   "BACKEND",
   "THUMBNAILS_FILE",
   "AUTO_CACHE",
+  "CORS_ORIGINS",
+  "WORKERS",
+  "SHUTDOWN_GRACE_MS",
 ] as const;
 
 /** Upper bound of any deadline (10 minutes). */
@@ -76,6 +83,8 @@ export function defaultConfig(overrides: Partial<ServerConfig> = {}): ServerConf
     thumbnailsFile: "thumbnails.json",
     autoCache: "fit",
     shutdownGraceMs: 10_000,
+    corsOrigins: "*",
+    workers: "auto",
     ...overrides,
   };
 }
@@ -138,5 +147,25 @@ export function loadConfig(env: (name: string) => string | undefined): ServerCon
   if (thumbs !== undefined) c.thumbnailsFile = thumbs === "none" ? null : thumbs;
   const autoCache = get("AUTO_CACHE");
   if (autoCache !== undefined) c.autoCache = oneOf("AUTO_CACHE", autoCache, ["fit", "prefer"]);
+  const cors = get("CORS_ORIGINS");
+  if (cors !== undefined) {
+    const list = cors.split(",").map((o) => o.trim()).filter((o) => o);
+    for (const o of list) {
+      if (o !== "*" && !/^https?:\/\/[^/\s]+$/.test(o)) {
+        throw new ConfigError(
+          `CORS_ORIGINS must be * or a comma-separated list of origins such as https://app.example.com, got "${o}"`,
+        );
+      }
+    }
+    c.corsOrigins = list.includes("*") ? "*" : list;
+  }
+  const grace = get("SHUTDOWN_GRACE_MS");
+  if (grace !== undefined) {
+    c.shutdownGraceMs = intVar("SHUTDOWN_GRACE_MS", grace, 0, MAX_DEADLINE_MS);
+  }
+  const workers = get("WORKERS");
+  if (workers !== undefined) {
+    c.workers = workers === "auto" ? "auto" : intVar("WORKERS", workers, 1, 64);
+  }
   return c;
 }

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import type { WorkerStatus } from "../exec/pool.ts";
 
 /** Upper bounds (seconds) of the request latency histogram. */
 export const LATENCY_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300] as const;
@@ -21,6 +22,8 @@ export const KNOWN_ROUTES = [
 export interface Gauges {
   queueWaiting: number;
   queueRunning: number;
+  /** The generation workers, when the service runs them. */
+  workers?: WorkerStatus[];
 }
 
 function label(v: string): string {
@@ -48,6 +51,7 @@ export class Metrics {
   #latency = new Map<string, Histogram>();
   #deadlineMisses = new Map<string, number>();
   #deadlineRejections = 0;
+  #cancelled = new Map<string, number>();
   #images = 0;
   #skippedWeighted = 0;
   #stepsTotal = 0;
@@ -76,6 +80,11 @@ export class Metrics {
   /** A request whose deadline passed while it waited (`queue`) or ran (`running`). */
   deadlineMiss(stage: "queue" | "running"): void {
     this.#deadlineMisses.set(stage, (this.#deadlineMisses.get(stage) ?? 0) + 1);
+  }
+
+  /** A request whose work was cancelled before it finished, by why (e.g. `client_disconnect`). */
+  cancelled(reason: string): void {
+    this.#cancelled.set(reason, (this.#cancelled.get(reason) ?? 0) + 1);
   }
 
   /** A request refused at once because no plan fitted its deadline. */
@@ -131,6 +140,28 @@ export class Metrics {
       "Requests refused at once (503) because no plan fitted their deadline.",
     );
     out.push(`imagegen_deadline_rejections_total ${this.#deadlineRejections}`);
+    head(
+      "imagegen_requests_cancelled_total",
+      "counter",
+      "Generation requests whose work was cancelled before it finished, by reason.",
+    );
+    for (const [reason, v] of [...this.#cancelled].sort()) {
+      out.push(`imagegen_requests_cancelled_total{reason="${label(reason)}"} ${v}`);
+    }
+    if (g.workers) {
+      head("imagegen_workers", "gauge", "Generation workers by state.");
+      for (const state of ["idle", "busy", "loading", "failed"] as const) {
+        out.push(
+          `imagegen_workers{state="${state}"} ${g.workers.filter((w) => w.state === state).length}`,
+        );
+      }
+      head(
+        "imagegen_worker_restarts_total",
+        "counter",
+        "Generation workers replaced after a crash or hang.",
+      );
+      out.push(`imagegen_worker_restarts_total ${g.workers.reduce((s, w) => s + w.restarts, 0)}`);
+    }
     head("imagegen_images_total", "counter", "Images generated.");
     out.push(`imagegen_images_total ${this.#images}`);
     head(

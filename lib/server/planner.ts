@@ -29,6 +29,8 @@ export interface PlanRequest {
   /** `auto`, `none` or a shipped schedule name of this model. */
   cache: string;
   n: number;
+  /** Classifier-free guidance (guidance scale above 1): doubles the UNet batch. */
+  guided: boolean;
   /** Preview requests take the fastest candidate. */
   preview: boolean;
   autoCache?: AutoCachePolicy;
@@ -91,18 +93,18 @@ export function compareScheduleQuality(a: ScheduleInfo, b: ScheduleInfo): number
 export function candidatePlans(
   req: Omit<PlanRequest, "budgetMs" | "predict">,
 ): Required<PlanSpec>[] {
-  const { model, solver, n } = req;
+  const { model, solver, n, guided } = req;
   if (req.cache !== "auto" && req.cache !== "none") {
     const s = model.schedules.find((x) => x.name === req.cache);
     if (!s) return [];
-    return [{ steps: s.steps, solver: s.solver, schedule: s.name, n }];
+    return [{ steps: s.steps, solver: s.solver, schedule: s.name, n, guided }];
   }
   const stepsList = req.stepsPinned
     ? [req.steps]
     : fallbackSteps(req.steps, solver, model.schedules);
   const out: Required<PlanSpec>[] = [];
   for (const steps of stepsList) {
-    const none = { steps, solver, schedule: null, n };
+    const none = { steps, solver, schedule: null, n, guided };
     if (req.cache === "none") {
       out.push(none);
       continue;
@@ -110,7 +112,7 @@ export function candidatePlans(
     const cached = model.schedules
       .filter((s) => s.solver === solver && s.steps === steps)
       .sort(compareScheduleQuality)
-      .map((s) => ({ steps, solver, schedule: s.name, n }));
+      .map((s) => ({ steps, solver, schedule: s.name, n, guided }));
     if (req.autoCache === "prefer") out.push(...cached, none);
     else out.push(none, ...cached);
   }
@@ -151,66 +153,4 @@ export function planRequest(req: PlanRequest): PlanOutcome {
   else if (c.steps === cands[0].steps) reason = "cached to fit deadline";
   else reason = "fewer steps to fit deadline";
   return { ok: true, plan: { ...c, reason, rank: idx, candidates: cands.length } };
-}
-
-/** Where a deadline came from. */
-export type DeadlineSource = "deadline_ms" | "Request-Timeout" | "Prefer" | "default";
-
-/** A resolved deadline, or the field that made it invalid. */
-export type DeadlineOutcome =
-  | { ok: true; ms: number; source: DeadlineSource }
-  | { ok: false; param: string; message: string };
-
-function parseSeconds(raw: string): number | null {
-  const t = raw.trim();
-  if (!/^\d+(\.\d+)?$/.test(t)) return null;
-  return Number(t) * 1000;
-}
-
-/**
- * The request's deadline in ms after its arrival: `deadline_ms` from the body, else the
- * `Request-Timeout` header (seconds), else `Prefer: wait=N` (seconds), else the default.
- */
-export function resolveDeadline(src: {
-  bodyMs?: number;
-  requestTimeout?: string | null;
-  prefer?: string | null;
-  defaultMs: number;
-  maxMs: number;
-}): DeadlineOutcome {
-  const check = (ms: number | null, param: string, raw: string, unit: string): DeadlineOutcome => {
-    if (ms === null || ms <= 0 || ms > src.maxMs) {
-      return {
-        ok: false,
-        param,
-        message: `${param} must be a positive number of ${unit} up to ${
-          unit === "seconds" ? src.maxMs / 1000 : src.maxMs
-        }, got "${raw}"`,
-      };
-    }
-    return { ok: true, ms, source: param as DeadlineSource };
-  };
-  if (src.bodyMs !== undefined) {
-    return check(src.bodyMs, "deadline_ms", String(src.bodyMs), "milliseconds");
-  }
-  if (src.requestTimeout != null) {
-    return check(
-      parseSeconds(src.requestTimeout),
-      "Request-Timeout",
-      src.requestTimeout,
-      "seconds",
-    );
-  }
-  if (src.prefer != null) {
-    for (const part of src.prefer.split(/[,;]/)) {
-      const m = /^\s*wait\s*=\s*"?([^"]*)"?\s*$/i.exec(part);
-      if (m) return check(parseSeconds(m[1]), "Prefer", m[1], "seconds");
-    }
-  }
-  return { ok: true, ms: src.defaultMs, source: "default" };
-}
-
-/** `Retry-After` seconds for a wait of `ms` (at least 1). */
-export function retryAfterSeconds(ms: number): number {
-  return Math.max(1, Math.ceil(ms / 1000));
 }

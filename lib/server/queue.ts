@@ -6,6 +6,7 @@
  * @module
  */
 import type { ImageGenerator } from "../pipeline/types.ts";
+import { isGuided } from "../solvers/guidance.ts";
 
 /** The queue is full: answer 429, retrying after about `retryAfterMs`. */
 export class QueueFullError extends Error {
@@ -185,10 +186,16 @@ export function queuedGenerator(generator: ImageGenerator, queue: JobQueue): Ima
           steps: req.steps,
           solver: req.solver,
           schedule: req.cache === "none" || req.cache === "auto" ? null : req.cache,
+          guided: isGuided(req.guidanceScale),
         }),
         signal: opts.signal,
         force: true,
         run: () => generator.generate(model, req, opts),
       }),
   };
+}
+
+/** `Retry-After` seconds for a wait of `ms` (at least 1). */
+export function retryAfterSeconds(ms: number): number {
+  return Math.max(1, Math.ceil(ms / 1000));
 }

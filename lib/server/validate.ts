@@ -6,6 +6,7 @@
  * @module
  */
 import type { ModelInfo, SolverName } from "../pipeline/types.ts";
+import { ApiError, badField } from "./errors.ts";
 import { LIMITS, SOLVERS as PIPELINE_SOLVERS } from "../pipeline/request.ts";
 
 /** Longest prompt or negative prompt, in characters (the pipeline's limit). */
@@ -24,140 +25,45 @@ export const MAX_PARTIAL_IMAGES = 50;
 /** Solvers a request may name. */
 export const SOLVERS: readonly SolverName[] = PIPELINE_SOLVERS;
 
-/** OpenAI-style error classes. */
-export type ErrorType =
-  | "invalid_request_error"
-  | "authentication_error"
-  | "not_found_error"
-  | "rate_limit_error"
-  | "deadline_error"
-  | "server_error";
-
-/** An error a client may see: status, type, the offending field and extra headers. */
-export class ApiError extends Error {
-  override name = "ApiError";
-  constructor(
-    readonly status: number,
-    message: string,
-    readonly param: string | null = null,
-    readonly type: ErrorType = "invalid_request_error",
-    readonly code: string | null = null,
-    readonly headers: Record<string, string> = {},
-  ) {
-    super(message);
-  }
-
-  /** The JSON body. */
-  toJSON(): {
-    error: { message: string; type: ErrorType; param: string | null; code: string | null };
-  } {
-    return {
-      error: { message: this.message, type: this.type, param: this.param, code: this.code },
-    };
-  }
-}
-
-/** Shorthand for a 400 naming `param`. */
-export function badField(param: string, message: string, code = "invalid_value"): ApiError {
-  return new ApiError(400, message, param, "invalid_request_error", code);
-}
-
 /**
- * Reads a JSON body: `Content-Type` must be `application/json` (415), the body at most `maxBytes`
- * (413, checked against `Content-Length` first and while reading), and parse as a JSON object (400).
+ * Parses a JSON body (its size is limited before, by Hono's `bodyLimit`): `Content-Type` must be
+ * `application/json` (415), the bytes valid UTF-8 and a JSON object (400).
  */
-export async function readJsonBody(
-  req: Request,
-  maxBytes: number,
-): Promise<Record<string, unknown>> {
+export async function parseJsonBody(req: Request): Promise<Record<string, unknown>> {
   const ct = req.headers.get("content-type");
   const mime = ct?.split(";")[0].trim().toLowerCase();
   if (mime !== "application/json") {
-    throw new ApiError(
-      415,
-      `Content-Type must be application/json, got ${ct ? `"${ct.slice(0, 100)}"` : "none"}`,
-      "content-type",
-      "invalid_request_error",
-      "unsupported_media_type",
-    );
+    throw new ApiError(415, {
+      message: `Content-Type must be application/json, got ${
+        ct ? `"${ct.slice(0, 100)}"` : "none"
+      }`,
+      param: "content-type",
+      code: "unsupported_media_type",
+    });
   }
-  const tooLarge = () =>
-    new ApiError(
-      413,
-      `request body exceeds ${maxBytes} bytes`,
-      "body",
-      "invalid_request_error",
-      "body_too_large",
-    );
-  const len = req.headers.get("content-length");
-  if (len !== null && /^\d+$/.test(len.trim()) && Number(len) > maxBytes) throw tooLarge();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  if (req.body) {
-    const reader = req.body.getReader();
-    while (true) {
-      let r: ReadableStreamReadResult<Uint8Array>;
-      try {
-        r = await reader.read();
-      } catch {
-        throw new ApiError(400, "the request body could not be read", "body");
-      }
-      if (r.done) break;
-      size += r.value.byteLength;
-      if (size > maxBytes) {
-        await reader.cancel().catch(() => {});
-        throw tooLarge();
-      }
-      chunks.push(r.value);
-    }
-  }
-  const bytes = new Uint8Array(size);
-  let off = 0;
-  for (const c of chunks) {
-    bytes.set(c, off);
-    off += c.byteLength;
+  const invalid = (message: string) =>
+    new ApiError(400, { message, param: "body", code: "invalid_json" });
+  let bytes: ArrayBuffer;
+  try {
+    bytes = await req.arrayBuffer();
+  } catch {
+    throw new ApiError(400, { message: "the request body could not be read", param: "body" });
   }
   let text: string;
   try {
     text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
   } catch {
-    throw new ApiError(
-      400,
-      "the request body is not valid UTF-8",
-      "body",
-      "invalid_request_error",
-      "invalid_json",
-    );
+    throw invalid("the request body is not valid UTF-8");
   }
-  if (text.trim() === "") {
-    throw new ApiError(
-      400,
-      "the request body is empty; send a JSON object",
-      "body",
-      "invalid_request_error",
-      "invalid_json",
-    );
-  }
+  if (text.trim() === "") throw invalid("the request body is empty; send a JSON object");
   let value: unknown;
   try {
     value = JSON.parse(text);
   } catch {
-    throw new ApiError(
-      400,
-      "the request body is not valid JSON",
-      "body",
-      "invalid_request_error",
-      "invalid_json",
-    );
+    throw invalid("the request body is not valid JSON");
   }
   if (typeof value !== "object" || value === null || Array.isArray(value)) {
-    throw new ApiError(
-      400,
-      "the request body must be a JSON object",
-      "body",
-      "invalid_request_error",
-      "invalid_json",
-    );
+    throw invalid("the request body must be a JSON object");
   }
   return value as Record<string, unknown>;
 }
@@ -177,7 +83,6 @@ export interface GenerationParams {
   solver: SolverName;
   /** `auto`, `none` or a schedule name of the model. */
   cache: string;
-  deadlineMs?: number;
   preview: boolean;
   stream: boolean;
   /** Preview images per generated image while streaming (0 = progress without images). */
@@ -272,15 +177,13 @@ export function validateGeneration(
   const modelName = str(body, "model");
   const model = modelName === undefined ? models[0] : models.find((m) => m.name === modelName);
   if (!model) {
-    throw new ApiError(
-      404,
-      `model "${modelName!.slice(0, 100)}" does not exist; available: ${
+    throw new ApiError(404, {
+      message: `model "${modelName!.slice(0, 100)}" does not exist; available: ${
         models.map((m) => m.name).join(", ")
       }`,
-      "model",
-      "invalid_request_error",
-      "model_not_found",
-    );
+      param: "model",
+      code: "model_not_found",
+    });
   }
   const prompt = text(body, "prompt", true).trim();
   const negativePrompt = text(body, "negative_prompt", false);
@@ -379,7 +282,6 @@ export function validateGeneration(
     solver = sched.solver;
     stepsPinned = true;
   }
-  const deadlineMs = int(body, "deadline_ms", 1, Number.MAX_SAFE_INTEGER);
   const preview = bool(body, "preview") ?? false;
   const streamRaw = bool(body, "stream");
   if (route === "png" && streamRaw) {
@@ -402,7 +304,6 @@ export function validateGeneration(
     guidanceScale,
     solver,
     cache,
-    deadlineMs,
     preview,
     stream,
     partialImages,

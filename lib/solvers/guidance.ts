@@ -27,3 +27,12 @@ export function applyGuidance(output: Float32Array, scale: number): Float32Array
   }
   return out;
 }
+
+/**
+ * Whether a guidance scale means classifier-free guidance: only above 1, as in diffusers
+ * (`do_classifier_free_guidance = guidance_scale > 1`). At 1 or below the UNet runs on the
+ * conditional batch alone (the prompt is used; guidance 0 would otherwise ignore it).
+ */
+export function isGuided(guidanceScale: number): boolean {
+  return guidanceScale > 1;
+}

@@ -47,11 +47,18 @@ export interface EngineOptions {
   log?: (line: string) => void;
 }
 
+/**
+ * What a run checks between segments to stop early: an `AbortSignal`, or any object with the same
+ * three members (a worker's cancel flag in a `SharedArrayBuffer`, read with `Atomics`, since a
+ * worker busy in wasm never runs the event handlers that would abort a real signal).
+ */
+export type CancelSignal = Pick<AbortSignal, "aborted" | "reason" | "throwIfAborted">;
+
 /** Options of one evaluation. */
 export interface RunOptions {
   policy?: BlockPolicy;
   /** Checked between segments; an aborted run rejects with `signal.reason`. */
-  signal?: AbortSignal;
+  signal?: CancelSignal;
 }
 
 /**
@@ -130,6 +137,8 @@ interface Loaded {
   block: number;
   timing: SegmentTiming;
   total: number;
+  /** Wall ms of every run since load, the first included (see {@link UNetEngine.counters}). */
+  sumMs: number;
 }
 
 /** One loaded manifest: sessions for every segment, ready to run UNet evaluations. */
@@ -193,6 +202,7 @@ export class UNetEngine {
           block: seg.kind === "block" ? blockIndex++ : -1,
           timing: { name: seg.name, kind: seg.kind, runs: 0, skipped: false },
           total: 0,
+          sumMs: 0,
         });
       }
     } catch (e) {
@@ -226,6 +236,18 @@ export class UNetEngine {
   /** Per-segment latencies of the last evaluation and their means, in manifest order. */
   timings(): SegmentTiming[] {
     return this.segments.map((s) => ({ ...s.timing }));
+  }
+
+  /**
+   * Cumulative runs and wall milliseconds per segment since load, in run order (first runs
+   * included). The difference of two readings profiles the evaluations between them, e.g. one
+   * generation at one batch size.
+   */
+  counters(): { runs: number[]; ms: number[] } {
+    return {
+      runs: this.segments.map((s) => s.timing.runs),
+      ms: this.segments.map((s) => s.sumMs),
+    };
   }
 
   /**
@@ -326,6 +348,7 @@ export class UNetEngine {
   private record(s: Loaded, ms: number): void {
     const t = s.timing;
     t.lastMs = ms;
+    s.sumMs += ms;
     t.skipped = false;
     t.runs++;
     if (t.runs === 1) {

@@ -43,7 +43,7 @@ export interface SseEvent {
   data: Record<string, unknown>;
 }
 
-/** Parses a complete `text/event-stream` body. */
+/** Parses a complete `text/event-stream` body (comment lines such as keep-alives are skipped). */
 export function parseSse(text: string): SseEvent[] {
   const out: SseEvent[] = [];
   for (const block of text.split("\n\n")) {
@@ -54,6 +54,7 @@ export function parseSse(text: string): SseEvent[] {
       if (line.startsWith("event:")) event = line.slice(6).trim();
       else if (line.startsWith("data:")) data.push(line.slice(5).trimStart());
     }
+    if (data.length === 0) continue; // only comments (e.g. `: keep-alive`): no event
     out.push({ event, data: JSON.parse(data.join("\n")) });
   }
   return out;

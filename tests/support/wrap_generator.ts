@@ -6,10 +6,10 @@
  * @module
  */
 import type {
-  GenerateOptions,
   GenerateRequest,
   GenerateResult,
   ImageGenerator,
+  ImageJobOptions,
 } from "../../lib/pipeline/types.ts";
 
 /** One recorded `generate` call. */
@@ -59,7 +59,7 @@ export function gated(inner: ImageGenerator): ImageGenerator & {
     async generate(
       model: string,
       req: GenerateRequest,
-      opts: GenerateOptions,
+      opts: ImageJobOptions,
     ): Promise<GenerateResult> {
       calls.push({ model, req, signal: opts.signal });
       onStart();
@@ -89,7 +89,7 @@ export function failingOn(
     calls: 0,
     models: () => inner.models(),
     predictMs: (m: string, p: Parameters<ImageGenerator["predictMs"]>[1]) => inner.predictMs(m, p),
-    generate(model: string, req: GenerateRequest, opts: GenerateOptions) {
+    generate(model: string, req: GenerateRequest, opts: ImageJobOptions) {
       state.calls++;
       if (state.calls === failOn) return Promise.reject(new Error("injected failure"));
       return inner.generate(model, req, opts);

@@ -1,0 +1,138 @@
+/**
+ * `POST /v1/images/generations`: OpenAI-compatible image generation, answered as JSON
+ * (`{created, data: [{b64_json, seed}], plan}`) or, with `stream: true`, as Server-Sent Events
+ * through Hono's `streamSSE`: the headers and `queued` at once, `plan` when the job starts, one
+ * `progress` per finished step (with preview PNGs), then `completed` or `error`.
+ *
+ * @module
+ */
+import { Hono } from "hono";
+import type { Context } from "hono";
+import { type SSEStreamingApi, streamSSE } from "hono/streaming";
+import { encodeBase64 } from "@std/encoding/base64";
+import type { Admission, GenerationJobs, JobOutcome } from "../job.ts";
+import { parseJsonBody } from "../validate.ts";
+
+/** Interval of SSE comment lines while a streamed request waits or runs. */
+export const SSE_KEEPALIVE_MS = 15_000;
+
+const ROUTE = "/v1/images/generations";
+const round = (x: number) => Math.round(x * 10) / 10;
+const created = () => Math.floor(Date.now() / 1000);
+
+/** The images route; `clock` is the app's monotonic clock. */
+export function imagesRoutes(jobs: GenerationJobs, clock: () => number): Hono {
+  const app = new Hono();
+  app.post(ROUTE, async (c) => {
+    const receivedAt = clock();
+    const a = jobs.admit(await parseJsonBody(c.req.raw), c.req.raw.headers, "openai", receivedAt);
+    if (a.preferenceApplied) c.header("preference-applied", a.preferenceApplied);
+    if (a.p.stream) return stream(c, jobs, a, clock);
+    const job = jobs.start(a, c.req.raw.signal);
+    try {
+      const o = await job.outcome;
+      const plan = jobs.finished(ROUTE, a, o);
+      return c.json({
+        created: created(),
+        data: o.results.map((r) => ({ b64_json: encodeBase64(r.png), seed: r.seed })),
+        plan,
+      });
+    } finally {
+      jobs.deps.metrics.latency(ROUTE, (clock() - a.receivedAt) / 1000);
+    }
+  });
+  return app;
+}
+
+/**
+ * The SSE answer. The job is queued before the response starts, so a full queue is still a plain
+ * 429; events produced before the stream is writable are kept and written in order.
+ */
+function stream(c: Context, jobs: GenerationJobs, a: Admission, clock: () => number): Response {
+  const client = new AbortController();
+  const onRequestAbort = () => client.abort();
+  c.req.raw.signal.addEventListener("abort", onRequestAbort, { once: true });
+  const pending: { event: string; data: unknown }[] = [];
+  let sse: SSEStreamingApi | undefined;
+  let writing = Promise.resolve();
+  const send = (event: string, data: unknown) => {
+    if (!sse) return void pending.push({ event, data });
+    const s = sse;
+    writing = writing.then(() =>
+      s.aborted || s.closed ? undefined : s.writeSSE({ event, data: JSON.stringify(data) })
+    ).catch(() => client.abort());
+  };
+  const { queue } = jobs.deps;
+  const queued = {
+    type: "queued",
+    position: queue.waiting + queue.running,
+    expected_wait_ms: round(queue.pendingMs()),
+    predicted_ms: round(a.admitted.predictedMs),
+  };
+  const partialIndex: number[] = [];
+  let job;
+  try {
+    job = jobs.start(a, client.signal, {
+      onStart: (plan, waitedMs) =>
+        send("plan", {
+          type: "plan",
+          steps: plan.steps,
+          solver: plan.solver,
+          schedule: plan.schedule,
+          reason: plan.reason,
+          predicted_ms: round(plan.predictedMs),
+          queue_wait_ms: round(waitedMs),
+          deadline_ms: a.deadlineMs,
+        }),
+      onProgress: (i, pr) => {
+        const ev: Record<string, unknown> = {
+          type: "progress",
+          image_index: i,
+          step: pr.step,
+          steps: pr.steps,
+          elapsed_ms: round(pr.elapsedMs),
+        };
+        if (pr.preview) {
+          ev.partial_image_index = partialIndex[i] = (partialIndex[i] ?? -1) + 1;
+          ev.b64_json = encodeBase64(pr.preview);
+        }
+        send("progress", ev);
+      },
+    });
+  } catch (e) {
+    c.req.raw.signal.removeEventListener("abort", onRequestAbort);
+    throw e;
+  }
+  c.header("x-accel-buffering", "no");
+  return streamSSE(c, async (s) => {
+    s.onAbort(() => client.abort());
+    sse = s;
+    await s.writeSSE({ event: "queued", data: JSON.stringify(queued) });
+    for (const p of pending.splice(0)) send(p.event, p.data);
+    const keepAlive = setInterval(() => {
+      writing = writing.then(() => s.closed || s.aborted ? undefined : s.write(": keep-alive\n\n"))
+        .then(() => {}, () => client.abort());
+    }, SSE_KEEPALIVE_MS);
+    let o: JobOutcome | undefined;
+    try {
+      o = await job.outcome;
+      const plan = jobs.finished(ROUTE, a, o, { stream: true });
+      send("completed", {
+        type: "completed",
+        created: created(),
+        data: o.results.map((r) => ({ b64_json: encodeBase64(r.png), seed: r.seed })),
+        plan,
+      });
+    } catch (e) {
+      const err = e as { status?: number; toJSON?: () => object };
+      if (err.status !== 499 && err.toJSON) {
+        send("error", { type: "error", status: err.status, ...err.toJSON() });
+      }
+    } finally {
+      clearInterval(keepAlive);
+      c.req.raw.signal.removeEventListener("abort", onRequestAbort);
+      jobs.deps.metrics.latency(ROUTE, (clock() - a.receivedAt) / 1000);
+      await writing;
+    }
+  });
+}
