@@ -7,6 +7,7 @@
  * @module
  */
 import type { RgbaImage } from "../image/png.ts";
+import type { PromptReport } from "../model/prompt.ts";
 
 import type { SolverName } from "../solvers/solver.ts";
 
@@ -74,6 +75,10 @@ export interface GenerateResult {
   skippedFraction: number;
   /** Peak bytes held by cached residuals during this generation. */
   cacheBytes: number;
+  /** What the text encoder read of the prompt: token count, limit, truncation, known tokens. */
+  prompt: PromptReport;
+  /** The same for the negative prompt. */
+  negativePrompt: PromptReport;
 }
 
 /** A shipped static cache schedule, as far as planning needs to know it. */
