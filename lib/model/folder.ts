@@ -84,3 +84,8 @@ export async function readModelFolder(dir: string): Promise<ModelFolder> {
     latentChannels,
   };
 }
+
+/** Side in pixels of the images the model makes (the latent side for a pixel-space model). */
+export function outputSize(m: ModelFolder): number {
+  return m.vaeDecoderFile ? m.imageSize : m.latentSize;
+}
