@@ -105,8 +105,10 @@ Deno.test("wordsAt gives splitWords' words (the training rule) with their offset
   let seed = 1;
   const rand = () => (seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32;
   for (let n = 0; n < 500; n++) {
-    const text = Array.from({ length: 1 + Math.floor(rand() * 12) }, () =>
-      chars[Math.floor(rand() * chars.length)]).join("");
+    const text = Array.from(
+      { length: 1 + Math.floor(rand() * 12) },
+      () => chars[Math.floor(rand() * chars.length)],
+    ).join("");
     const reference = text.toLowerCase().split(/[^a-z0-9]+/).filter((w) => w.length > 0);
     const at = wordsAt(text);
     assert.deepEqual(at.map((w) => w.word), reference, JSON.stringify(text));
