@@ -98,9 +98,10 @@ options (default in brackets):
   -h, --help           this text
 
 A batch file has one JSON object per line, e.g. {"id": "apple", "prompt": "google red apple"},
-with the fields ${LINE_KEYS.join(", ")} (the flags give the defaults; examples/prompts.jsonl).
-Prompts count at most ${LIMITS.promptMaxChars} characters (Unicode code points); the text encoder
-reads a fixed number of tokens (emoji-ldm: 14 words), later words are ignored with a warning, and
+with the fields ${LINE_KEYS.join(", ")};
+the flags give the defaults (a sample: examples/prompts.jsonl).
+Prompts count at most ${LIMITS.promptMaxChars} characters (Unicode code points). The text encoder
+reads a fixed number of tokens (emoji-ldm: 14 words): later words are ignored, with a warning;
 a prompt with no word the model knows is refused.`;
 
 /** One image to make: the resolved request and where it goes. */
