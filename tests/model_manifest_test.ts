@@ -8,6 +8,7 @@ import { assert, assertEquals } from "./_assert.ts";
 import { ModelIntegrityError, readManifest, verifyModelFolder } from "../lib/model/manifest.ts";
 import { manifestCommand } from "../lib/cli/manifest.ts";
 import { generateCommand } from "../lib/cli/generate.ts";
+import { SplitIntegrityError, UNetEngine } from "../lib/unet/engine.ts";
 
 const MODEL = new URL("../models/emoji-ldm", import.meta.url).pathname;
 
@@ -127,6 +128,20 @@ Deno.test("deno task manifest: checks by default (writes nothing), rewrites only
       1,
       true,
     ]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a damaged UNet segment: the load error says restore it, not 'split the model again'", async () => {
+  const dir = await copyModel();
+  try {
+    await flip16(`${dir}/unet/00_glue_00.onnx`);
+    const e = await rejection(UNetEngine.load(`${dir}/unet`, { backend: "wasm", log: () => {} }));
+    assert(e instanceof SplitIntegrityError, String(e));
+    assert(e.message.includes("00_glue_00.onnx has sha256"), e.message);
+    assert(e.message.includes(`git checkout -- ${dir}/unet`), e.message);
+    assert(!e.message.includes("split the model again"), e.message);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -7,6 +7,7 @@
  */
 import { parseSchedulerConfig, type SchedulerConfig } from "../solvers/scheduler_config.ts";
 import { isFile } from "../io/fs.ts";
+import { permissionAdvice } from "../io/permissions.ts";
 
 /** A linear latent→RGB map for cheap previews: `rgb[c] = Σ_k weights[c][k]·latent[k] + bias[c]`. */
 export interface PreviewMap {
@@ -37,8 +38,11 @@ async function readJson<T>(path: string, what: string): Promise<T> {
   let text: string;
   try {
     text = await Deno.readTextFile(path);
-  } catch {
-    throw new Error(`${what}: ${path} not found`);
+  } catch (e) {
+    const advice = permissionAdvice(e, "read", path);
+    if (advice) throw new Error(`${what}: ${advice}`);
+    if (e instanceof Deno.errors.NotFound) throw new Error(`${what}: ${path} not found`);
+    throw new Error(`${what}: cannot read ${path} (${(e as Error).message})`);
   }
   try {
     return JSON.parse(text) as T;
