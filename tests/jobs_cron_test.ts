@@ -135,13 +135,16 @@ Deno.test("expressions that never fire are reported; Deno.cron dies on them", as
 Deno.test("messages name the field and Deno's numbering", () => {
   assertEquals(
     cronError("0 0 * * 0-7"),
-    'day of week field "0-7" is not valid: use 1-7 where 1 is Sunday and 7 Saturday ' +
+    'is refused by Deno.cron: day of week field "0-7" is not valid: use 1-7 where 1 is Sunday and 7 Saturday ' +
       "(Deno.cron's numbering: 0 is refused), or SUN-SAT; also L, <day>L, <day>#1-5",
   );
-  assertEquals(cronError("61 * * * *"), 'minute field "61" is not valid: use 0-59');
+  assertEquals(
+    cronError("61 * * * *"),
+    'is refused by Deno.cron: minute field "61" is not valid: use 0-59',
+  );
   assertEquals(
     cronError("* * * *"),
-    "needs 5 fields (minute hour day-of-month month day-of-week), got 4",
+    "is refused by Deno.cron: needs 5 fields (minute hour day-of-month month day-of-week), got 4",
   );
 });
 

@@ -334,14 +334,16 @@ export function nextCronTime(schedule: CronSchedule | string, after: Date): Date
 
 /**
  * Why `Deno.cron` would refuse `expr` ("Invalid cron schedule") or die on it (an expression that
- * never fires), or null when Deno runs it. `now` is where the search for a firing time starts.
+ * never fires), as a phrase to follow the quoted expression (`is refused by Deno.cron: minute …`,
+ * `never fires (…)`), or null when Deno runs it. `now` is where the search for a firing time
+ * starts.
  */
 export function cronError(expr: string, now: Date = new Date()): string | null {
   let schedule: CronSchedule;
   try {
     schedule = parseCron(expr);
   } catch (e) {
-    if (e instanceof CronSyntaxError) return e.message;
+    if (e instanceof CronSyntaxError) return `is refused by Deno.cron: ${e.message}`;
     throw e;
   }
   if (nextCronTime(schedule, now) === undefined) {

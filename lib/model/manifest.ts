@@ -94,19 +94,10 @@ export async function readManifest(dir: string): Promise<Manifest | undefined> {
   return value as Manifest;
 }
 
-/**
- * Checks every file listed in `dir/manifest.json` (size, then sha256); returns the problems, one
- * per file, each naming it (empty when intact or when there is no manifest).
- */
-export async function verifyManifest(dir: string): Promise<string[]> {
-  let manifest: Manifest | undefined;
-  try {
-    manifest = await readManifest(dir);
-  } catch (e) {
-    return (e as ModelIntegrityError).problems;
-  }
+/** The problems of `manifest`'s files under `dir`: size first, then sha256; one per file. */
+async function fileProblems(dir: string, manifest: Manifest): Promise<string[]> {
   const problems: string[] = [];
-  for (const f of manifest?.files ?? []) {
+  for (const f of manifest.files) {
     const full = `${dir}/${f.path}`;
     const info = await statOrUndefined(full).catch(() => undefined);
     if (!info?.isFile) problems.push(`${f.path} is missing`);
@@ -123,6 +114,20 @@ export async function verifyManifest(dir: string): Promise<string[]> {
 }
 
 /**
+ * Checks every file listed in `dir/manifest.json` (size, then sha256); returns the problems, one
+ * per file, each naming it (empty when intact or when there is no manifest).
+ */
+export async function verifyManifest(dir: string): Promise<string[]> {
+  try {
+    const manifest = await readManifest(dir);
+    return manifest ? await fileProblems(dir, manifest) : [];
+  } catch (e) {
+    if (e instanceof ModelIntegrityError) return e.problems;
+    throw e;
+  }
+}
+
+/**
  * The check before serving a model folder: every file its `manifest.json` lists has the recorded
  * size and sha256. Returns how many files were checked (0: the folder has no manifest, as a
  * user's own export may not); throws {@link ModelIntegrityError} naming each file that differs.
@@ -132,7 +137,7 @@ export async function verifyManifest(dir: string): Promise<string[]> {
 export async function verifyModelFolder(dir: string): Promise<number> {
   const manifest = await readManifest(dir);
   if (!manifest) return 0;
-  const problems = await verifyManifest(dir);
+  const problems = await fileProblems(dir, manifest);
   if (problems.length) throw new ModelIntegrityError(dir, problems);
   return manifest.files.length;
 }

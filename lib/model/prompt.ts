@@ -103,7 +103,8 @@ export function assertPromptUsable(
 
 /**
  * The one-line warning for a truncated prompt, or undefined when nothing was dropped:
- * `prompt is 20 tokens, the text encoder reads 14: "google dog face grinning" is ignored`.
+ * `prompt is 18 tokens, the text encoder reads the first 14: "google dog face grinning" is
+ * ignored`.
  */
 export function truncationWarning(field: string, report: PromptReport): string | undefined {
   if (!report.truncated) return undefined;
