@@ -1,6 +1,7 @@
 /**
- * Start-up of the generation service: configuration from the environment, the cron jobs file
- * (checked before any model loads), the generation workers (`lib/exec/`: each loads the models
+ * Start-up of the generation service: configuration from the environment, the model folders
+ * (every file checked against its manifest; a folder that fails is reported and left out), the
+ * cron jobs file (checked before any model loads), the generation workers (`lib/exec/`: each loads the models
  * and warms the request path, so the planner's predictions are measured on this host), the Hono
  * app on `Deno.serve`, the crons, and graceful shutdown on SIGTERM/SIGINT.
  *
@@ -8,21 +9,25 @@
  *
  * @module
  */
-import { ConfigError, loadConfig, type ServerConfig } from "./lib/server/config.ts";
+import { ConfigError, defaultConfig, loadConfig, type ServerConfig } from "./lib/server/config.ts";
 import { createApp } from "./lib/server/app.ts";
 import type { ImageGenerator } from "./lib/pipeline/types.ts";
 import { errorFields, jsonLogger, type Logger } from "./lib/io/log.ts";
 import { Metrics } from "./lib/server/metrics.ts";
 import { JobQueue, queuedGenerator } from "./lib/server/queue.ts";
 import {
+  checkThumbnailJobs,
   type CronFn,
-  JobsFileError,
-  loadThumbnailJobs,
+  JobStats,
   registerThumbnailCrons,
   type ThumbnailJob,
 } from "./lib/jobs/thumbnails.ts";
 import { WorkerPool, type WorkerStatus } from "./lib/exec/pool.ts";
 import { isFile } from "./lib/io/fs.ts";
+import { permissionAdvice } from "./lib/io/permissions.ts";
+import { modelFolders } from "./lib/model/folder.ts";
+import { verifyModelFolder } from "./lib/model/manifest.ts";
+import { basename } from "node:path";
 
 /** A running service. */
 export interface Service {
@@ -50,6 +55,8 @@ export interface StartOptions {
   workers?: () => WorkerStatus[];
   /** Cron jobs to register (already loaded and checked: {@link loadJobs}). */
   jobs?: ThumbnailJob[];
+  /** Model folders that failed their start-up check (reported, not served). */
+  unavailable?: UnavailableModel[];
   /** `Deno.cron` or a stand-in (default `Deno.cron`). */
   cron?: CronFn;
   /** Called once the server listens. */
@@ -64,6 +71,7 @@ export async function startService(opts: StartOptions): Promise<Service> {
   const log = opts.logger ?? jsonLogger();
   const queue = new JobQueue({ maxQueued: config.queueMax, concurrency: opts.concurrency ?? 1 });
   const metrics = new Metrics();
+  const jobStats = new JobStats();
   const stop = new AbortController();
   const app = createApp({
     generator,
@@ -73,12 +81,15 @@ export async function startService(opts: StartOptions): Promise<Service> {
     metrics,
     shutdownSignal: stop.signal,
     workers: opts.workers,
+    unavailable: opts.unavailable,
+    moreMetrics: () => jobStats.prometheus(),
   });
 
   if (opts.jobs?.length) {
     registerThumbnailCrons(opts.jobs, queuedGenerator(generator, queue), {
       logger: log,
       cron: opts.cron,
+      stats: jobStats,
     });
     log.info("cron jobs registered", { jobs: opts.jobs.map((j) => `${j.name} (${j.cron})`) });
   }
@@ -127,21 +138,53 @@ export async function startService(opts: StartOptions): Promise<Service> {
   return { addr, queue, metrics, server, shutdown };
 }
 
+/** A model folder that failed its start-up check, and why (reported by `/healthz` and `/v1/models`). */
+export interface UnavailableModel {
+  name: string;
+  dir: string;
+  reason: string;
+}
+
 /**
- * Reads and checks the cron jobs file, naming the job and the file on any problem; no jobs when
- * the file is not configured, or is absent at its default name.
+ * The start-up check of the model folders, before any session is created: every file each
+ * folder's manifest lists has its recorded size and sha256. Returns the folders that pass and,
+ * by name and reason, those that do not (the service starts without them).
  */
-export async function loadJobs(config: ServerConfig, log: Logger): Promise<ThumbnailJob[]> {
-  if (!config.thumbnailsFile) return [];
-  try {
-    return await loadThumbnailJobs(config.thumbnailsFile);
-  } catch (e) {
-    if (e instanceof JobsFileError && !(await isFile(config.thumbnailsFile))) {
-      log.info("no thumbnails file; no cron jobs", { file: config.thumbnailsFile });
-      return [];
+export async function checkModelFolders(
+  dirs: string[],
+): Promise<{ ok: string[]; unavailable: UnavailableModel[] }> {
+  const ok: string[] = [];
+  const unavailable: UnavailableModel[] = [];
+  for (const dir of dirs) {
+    try {
+      await verifyModelFolder(dir);
+      ok.push(dir);
+    } catch (e) {
+      unavailable.push({ name: basename(dir), dir, reason: (e as Error).message });
     }
-    throw e;
   }
+  return { ok, unavailable };
+}
+
+/**
+ * Reads and checks the cron jobs file against the models that will serve it (see
+ * `checkThumbnailJobs`), naming the file, the job and the field on any problem; no jobs when the
+ * file is not configured, or is absent at its default name.
+ */
+export async function loadJobs(
+  config: ServerConfig,
+  modelDirs: string[],
+  log: Logger,
+): Promise<ThumbnailJob[]> {
+  const file = config.thumbnailsFile;
+  if (!file) return [];
+  if (file === defaultConfig().thumbnailsFile && !(await isFile(file))) {
+    log.info("no thumbnails file; no cron jobs", { file });
+    return [];
+  }
+  const { jobs, warnings } = await checkThumbnailJobs(file, modelDirs);
+  for (const w of warnings) log.warn(w);
+  return jobs;
 }
 
 /**
@@ -167,9 +210,30 @@ async function main(): Promise<void> {
     }
     throw e;
   }
+  const dir = modelsDir(config);
+  let dirs: string[];
+  try {
+    dirs = await modelFolders(dir);
+  } catch (e) {
+    log.error("start-up failed: no models", {
+      error: permissionAdvice(e, "read", dir) ?? (e as Error).message,
+    });
+    Deno.exit(1);
+  }
+  const { ok, unavailable } = await checkModelFolders(dirs);
+  for (const u of unavailable) {
+    log.error("model unavailable: it failed its start-up check", {
+      model: u.name,
+      reason: u.reason,
+    });
+  }
+  if (ok.length === 0) {
+    log.error("start-up failed: no model passed its start-up check");
+    Deno.exit(1);
+  }
   let jobs: ThumbnailJob[];
   try {
-    jobs = await loadJobs(config, log);
+    jobs = await loadJobs(config, ok, log);
   } catch (e) {
     log.error("start-up failed: the cron jobs file is invalid", errorFields(e));
     Deno.exit(1);
@@ -177,7 +241,7 @@ async function main(): Promise<void> {
   let pool: WorkerPool;
   try {
     pool = await WorkerPool.start({
-      modelsDir: modelsDir(config),
+      modelDirs: ok,
       backend: config.backend,
       workers: config.workers,
       logger: log,
@@ -199,6 +263,7 @@ async function main(): Promise<void> {
       concurrency: pool.size,
       workers: () => pool.status(),
       jobs,
+      unavailable,
       onListen: (a) =>
         log.info("listening", {
           address: `${a.hostname}:${a.port}`,

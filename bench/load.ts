@@ -15,6 +15,7 @@ import { defaultConfig, type ServerConfig } from "../lib/server/config.ts";
 import type { ImageGenerator } from "../lib/pipeline/types.ts";
 import { silentLogger } from "../lib/io/log.ts";
 import { WorkerPool } from "../lib/exec/pool.ts";
+import { modelFolders } from "../lib/model/folder.ts";
 import type { BackendChoice } from "../lib/runtime/backend.ts";
 import { startService } from "../main.ts";
 
@@ -288,7 +289,7 @@ export async function runLoadGrid(opts: LoadGridOptions): Promise<LoadGridRow[]>
   for (const workers of opts.workers) {
     opts.log?.(`starting ${workers} worker(s)…`);
     const pool = await WorkerPool.start({
-      modelsDir: opts.modelsDir,
+      modelDirs: await modelFolders(opts.modelsDir),
       backend: opts.backend,
       workers,
       logger: silentLogger,

@@ -226,9 +226,8 @@ export function benchBackend(value: unknown): Backend | undefined {
   return backend as Backend;
 }
 
-/** Writes `bench/results/<name>.json` (creating the folder) and returns its path. */
-export async function writeBenchResult(name: string, value: unknown): Promise<string> {
-  const dir = new URL("./results", import.meta.url).pathname;
+/** Writes `<dir>/<name>.json` (creating the folder) and returns its path. */
+export async function writeBenchResult(name: string, dir: string, value: unknown): Promise<string> {
   await Deno.mkdir(dir, { recursive: true });
   const path = `${dir}/${name}.json`;
   await writeFileAtomic(path, JSON.stringify(value, null, 1) + "\n");
@@ -239,7 +238,11 @@ if (import.meta.main) {
   try {
     const { json, ...opts } = pipelineBenchOptions(Deno.args);
     const r = await benchPipeline(opts);
-    const path = await writeBenchResult("pipeline", r);
+    const path = await writeBenchResult(
+      "pipeline",
+      new URL("./results", import.meta.url).pathname,
+      r,
+    );
     console.log(json ? JSON.stringify(r, null, 2) : formatPipelineBench(r));
     console.log(`written to ${path}`);
   } catch (e) {

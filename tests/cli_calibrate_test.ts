@@ -32,6 +32,15 @@ Deno.test("calibrate: bad flags are refused naming the flag, before any model ru
       "--scale-shift-form must be history or paper",
     ],
     [["--model", MODEL, "--prompts", "/nonexistent.txt"], "--prompts: cannot read"],
+    // without --out, the shipped schedules are not overwritten
+    [
+      ["--model", MODEL, "--solver", "dpm", "--steps", "20"],
+      "schedules/emoji-ldm already holds dpm-20 schedules (dpm-20-delta-",
+    ],
+    [
+      ["--model", MODEL, "--steps", "20"],
+      "Pass --out DIR to write elsewhere, or --out schedules/emoji-ldm to replace them",
+    ],
   ];
   for (const [args, message] of cases) {
     const r = await run(args);

@@ -10,6 +10,7 @@ import {
   type GenerateCommandOptions,
   groupJobs,
   parseBatchLines,
+  parseGenerateArgs,
 } from "../lib/cli/generate.ts";
 import { decodePng } from "../lib/image/png.ts";
 import type { Pipeline } from "../lib/pipeline/pipeline.ts";
@@ -169,13 +170,112 @@ Deno.test("batch lines take the flags as defaults; groups share settings in orde
   assertEquals(groupJobs(jobs, 1).length, 4);
 });
 
-Deno.test("a bad --cache is named after loading, before anything is written", async () => {
+Deno.test("a bad --cache is named after loading, listing the schedules with solver and steps", async () => {
+  const p = await testPipeline("wasm");
   const dir = await tempDir();
   try {
     const r = await run(["--prompt", "x", "--out", `${dir}/a.png`, "--cache", "no-such"]);
     assertEquals(r.code, 2);
-    assert(r.err[0].startsWith("generate: --cache: unknown schedule no-such"), r.err[0]);
+    assert(
+      r.err[0].startsWith("generate: --cache: unknown schedule no-such; use none, auto"),
+      r.err[0],
+    );
+    assert(p.schedules.schedules.length > 1);
+    for (const s of p.schedules.schedules) {
+      assert(
+        r.err[0].includes(
+          `${s.solver}-${s.steps}-${s.name} (${s.solver}, ${s.steps} steps, skips `,
+        ),
+        r.err[0],
+      );
+    }
+    // a shipped schedule's id for another solver and step count says which flags fit it
+    const other = p.schedules.schedules.find((s) => s.solver !== "dpm")!;
+    const id = `${other.solver}-${other.steps}-${other.name}`;
+    const r2 = await run(["--prompt", "x", "--out", `${dir}/a.png`, "--cache", id]);
+    assertEquals(r2.code, 2);
+    assert(r2.err[0].includes(`add --solver ${other.solver} --steps ${other.steps}`), r2.err[0]);
     assertEquals(await listing(dir), []);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("prompts with no known token are refused before loading, naming the flag or line", async () => {
+  for (const prompt of ["🍎", "红苹果", "تفاحة حمراء", "!!! ???"]) {
+    const r = await run(["--prompt", prompt, "--out", "a.png"]);
+    assertEquals([r.code, r.loads, r.out], [2, 0, []], prompt);
+    assertEquals(r.err.length, 1);
+    assert(
+      r.err[0].startsWith(
+        `generate: --prompt ${JSON.stringify(prompt)} has no token the model knows`,
+      ),
+      r.err[0],
+    );
+  }
+  const dir = await tempDir();
+  try {
+    const file = `${dir}/p.jsonl`;
+    await Deno.writeTextFile(
+      file,
+      '{"id":"a","prompt":"google red apple"}\n{"id":"b","prompt":"🍎"}\n',
+    );
+    const r = await run(["--batch", file, "--out-dir", `${dir}/out`]);
+    assertEquals([r.code, r.loads], [2, 0]);
+    assert(r.err[0].startsWith(`generate: ${file} line 2: prompt "🍎" has no token`), r.err[0]);
+    assertEquals(await listing(dir), ["p.jsonl"]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a prompt longer than the text encoder reads: a warning names the limit and the ignored words", async () => {
+  const dir = await tempDir();
+  try {
+    const prompt = "twitter red apple" + " heart".repeat(11) + " google dog face grinning";
+    const r = await run([
+      "--prompt",
+      prompt,
+      "--out",
+      `${dir}/a.png`,
+      "--steps",
+      "1",
+      "--negative",
+      "🍎",
+    ]);
+    assertEquals(r.code, 0);
+    assertEquals(r.err, [
+      'generate: warning: --prompt is 18 tokens, the text encoder reads the first 14: "google dog face grinning" is ignored',
+      "generate: warning: --negative has no token the model knows; it acts as no negative prompt",
+    ]);
+    assertEquals(await listing(dir), ["a.png"]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("prompt length is counted in Unicode code points, as the service counts it", async () => {
+  const ok = "twitter red apple " + "🍎".repeat(600); // 618 code points, 1218 UTF-16 units
+  const plan = await parseGenerateArgs(["--prompt", ok, "--out", "a.png"]);
+  assertEquals(plan.jobs[0].req.prompt, ok);
+  const r = await run(["--prompt", "a".repeat(1001), "--out", "a.png"]);
+  assertEquals(r.code, 2);
+  assert(
+    r.err[0].includes("--prompt must be at most 1000 characters (Unicode code points), got 1001"),
+    r.err[0],
+  );
+});
+
+Deno.test("the sample examples/prompts.jsonl runs as --batch", async () => {
+  const dir = await tempDir();
+  try {
+    const sample = new URL("../examples/prompts.jsonl", import.meta.url).pathname;
+    const r = await run(["--batch", sample, "--out-dir", dir, "--steps", "2"]);
+    assertEquals([r.code, r.err], [0, []]);
+    const ids = (await Deno.readTextFile(sample)).trim().split("\n").map((l) => JSON.parse(l).id);
+    assert(ids.length >= 3);
+    assertEquals(await listing(dir), ids.map((id) => `${id}.png`).sort());
+    for (const id of ids) decodePng(await Deno.readFile(`${dir}/${id}.png`));
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
@@ -219,7 +319,7 @@ Deno.test("a single run writes a valid PNG equal to the pipeline's and reports i
       "--seed",
       "11",
       "--negative",
-      "blurry",
+      "google",
       "--guidance",
       "3.5",
       "--solver",
@@ -237,7 +337,7 @@ Deno.test("a single run writes a valid PNG equal to the pipeline's and reports i
     assertEquals([img.width, img.height], [p.model.imageSize, p.model.imageSize]);
     const req = request({
       prompt: "red apple",
-      negativePrompt: "blurry",
+      negativePrompt: "google",
       seed: 11,
       steps: 3,
       guidanceScale: 3.5,

@@ -74,13 +74,16 @@ Deno.test("main: exit 2 on bad usage, 1 on a refused model, 0 on success", async
     const out: string[] = [], err: string[] = [];
     const run = (args: string[]) => main(args, (l) => out.push(l), (l) => err.push(l));
     assertEquals(await run(["--quantize", "fp8", FIXTURE, "--out", `${tmp}/p`]), 2);
-    assert(err[0].startsWith("error: --quantize must be one of"), err[0]);
-    assert(err.some((l) => l.includes("usage: deno task split")));
+    assertEquals(err, ['split: --quantize must be one of fp32, fp16, int8, uint8, got "fp8"']);
+    err.length = 0;
+    assertEquals(await run(["--out", `${tmp}/p`]), 2);
+    assert(err[0].startsWith("split: missing the model file"), err[0]);
+    assert(err[0].includes("usage: deno task split"), err[0]);
 
     err.length = 0;
     await Deno.writeTextFile(`${tmp}/x.onnx`, "hello");
     assertEquals(await run([`${tmp}/x.onnx`, "--out", `${tmp}/p`]), 1);
-    assert(err[0].startsWith("error: ") && err[0].includes("not an ONNX model"), err[0]);
+    assert(err[0].startsWith("split: ") && err[0].includes("not an ONNX model"), err[0]);
 
     assertEquals(await run([FIXTURE, "--out", `${tmp}/p`, "--mode", "output"]), 0);
     assert(
@@ -110,6 +113,6 @@ Deno.test("the task's command line exits 2 on a bad flag without a stack trace",
   }).output();
   const text = new TextDecoder().decode(stderr);
   assertEquals(code, 2);
-  assert(text.includes("error: --mode must be residual or output"), text);
+  assert(text.includes("split: --mode must be residual or output"), text);
   assert(!/^\s+at /m.test(text), `no stack trace: ${text}`);
 });

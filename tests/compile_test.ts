@@ -14,6 +14,7 @@ import {
   allowFlags,
   compileBinary,
   compileExcludes,
+  explainCompileFailure,
   type ModuleGraphInfo,
   runtimePackages,
   startCommand,
@@ -94,6 +95,41 @@ Deno.test("compile: permissions come from the start task; build tools are left o
   }
   for (const kept of ["ort-wasm-simd-threaded.wasm", "ort.wasm.bundle.min.mjs", "/hono@4.13.19"]) {
     assert(!has(kept.startsWith("/") ? kept : `/${kept}`), `${kept} is kept`);
+  }
+});
+
+/** What `deno compile` printed here when it could not download denort (Deno 2.9.6, no network). */
+const OFFLINE_REPORT = `Compile main.ts to dist/blockcache
+Download https://dl.deno.land/release/v2.9.6/denort-x86_64-unknown-linux-gnu.zip
+error: Writing deno compile executable to temporary file 'dist/blockcache.tmp-dd56dc9b7e6efcfb'
+
+Caused by:
+    0: Setting up base binary.
+    1: error sending request for url (https://dl.deno.land/release/v2.9.6/denort-x86_64-unknown-linux-gnu.zip): client error (Connect): dns error: failed to lookup address information: Name or service not known
+    2: client error (Connect)
+
+Stack backtrace:
+   0: <unknown>
+`;
+
+Deno.test("compile: without Deno's runtime binary, the error says what to do (DENORT_BIN)", async () => {
+  const msg = explainCompileFailure(OFFLINE_REPORT);
+  assert(msg.startsWith("deno compile failed: it needs Deno's runtime binary (denort)"), msg);
+  assert(msg.includes("DENORT_BIN=/path/to/denort deno task compile"), msg);
+  assert(msg.includes("denort-x86_64-unknown-linux-gnu.zip from Deno's v"), msg);
+  assert(msg.includes("dns error") && !msg.includes("Stack backtrace"), msg);
+  assertEquals(
+    explainCompileFailure("error: Module not found\n"),
+    "deno compile failed:\nerror: Module not found",
+  );
+  if (runtime.ok) return; // the download works or denort is cached here: nothing more to see
+  await buildPlayground();
+  const dir = await Deno.makeTempDir({ prefix: "blockcache-offline-" });
+  try {
+    const e = await compileBinary({ output: `${dir}/b` }).then(() => undefined, (e) => e);
+    assert(e instanceof Error && e.message.includes("DENORT_BIN=/path/to/denort"), String(e));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
   }
 });
 

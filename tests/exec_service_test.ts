@@ -7,6 +7,7 @@
  */
 import { assert, assertEquals } from "./_assert.ts";
 import { WorkerPool } from "../lib/exec/pool.ts";
+import { modelFolders } from "../lib/model/folder.ts";
 import { defaultConfig, type ServerConfig } from "../lib/server/config.ts";
 import type { ImageGenerator } from "../lib/pipeline/types.ts";
 import { silentLogger } from "../lib/io/log.ts";
@@ -61,7 +62,7 @@ function metric(text: string, name: string): number {
 
 Deno.test("execution layer: serving promises hold with the real engine in a worker", async (t) => {
   const pool = await WorkerPool.start({
-    modelsDir: MODELS,
+    modelDirs: await modelFolders(MODELS),
     backend: "wasm",
     workers: 1,
     logger: silentLogger,

@@ -4,7 +4,8 @@
  * with schedules written to a temporary folder (the shipped ones change with calibration).
  */
 import { assert, assertEquals } from "./_assert.ts";
-import { loadGenerator, modelFolders, type PipelineGenerator } from "../lib/pipeline/service.ts";
+import { loadGenerator, type PipelineGenerator } from "../lib/pipeline/service.ts";
+import { modelFolders } from "../lib/model/folder.ts";
 import type { GenerateRequest } from "../lib/pipeline/types.ts";
 import { testPipeline, writeUniformSchedule } from "./support/generator.ts";
 

@@ -114,6 +114,25 @@ Deno.test("wasm: every solver, and unguided (guidance 1), makes a valid image", 
   checkImage(await p.generate(request({ guidanceScale: 1, steps: 2 })), size);
 });
 
+Deno.test("the result states what the text encoder read: truncation and known tokens", async () => {
+  const p = await testPipeline("wasm");
+  const kept = "twitter red apple" + " heart".repeat(11); // 14 tokens, the whole window
+  const long = await p.generate(request({ prompt: `${kept} google dog face grinning`, steps: 2 }));
+  assertEquals(long.prompt, {
+    tokens: 18,
+    maxTokens: 14,
+    truncated: true,
+    droppedTokens: 4,
+    droppedText: "google dog face grinning",
+    knownTokens: 14,
+  });
+  assertEquals(long.negativePrompt.tokens, 0);
+  // the dropped words reach nothing: the image is the 14-token prompt's, byte for byte
+  const short = await p.generate(request({ prompt: kept, steps: 2 }));
+  assertEquals(short.prompt.truncated, false);
+  assertEquals(long.png, short.png);
+});
+
 Deno.test("progress: once per step in order, previews every 2nd step and at the end", async () => {
   const p = await testPipeline("wasm");
   const seen: Progress[] = [];

@@ -503,6 +503,7 @@ Deno.test("an unexpected exception → 500 JSON, no stack trace", async () => {
   const inner = await testGenerator();
   const broken: ImageGenerator = {
     models: () => inner.models(),
+    tokenizer: (m) => inner.tokenizer(m),
     predictMs: () => {
       throw new Error("secret internal detail");
     },

@@ -8,7 +8,7 @@ import { defaultConfig, type ServerConfig } from "../lib/server/config.ts";
 import type { ImageGenerator } from "../lib/pipeline/types.ts";
 import { silentLogger } from "../lib/io/log.ts";
 import type { CronFn, ThumbnailJob } from "../lib/jobs/thumbnails.ts";
-import { testGenerator } from "./support/generator.ts";
+import { DEFAULT_MODEL_DIR, testGenerator } from "./support/generator.ts";
 import { gated } from "./support/wrap_generator.ts";
 import {
   aborted,
@@ -180,7 +180,12 @@ Deno.test("socket: crons from the jobs file are registered and run through the q
       return Promise.resolve();
     };
     const config = defaultConfig({ thumbnailsFile: file });
-    const { svc } = await serve(gen, {}, cron, await loadJobs(config, silentLogger));
+    const { svc } = await serve(
+      gen,
+      {},
+      cron,
+      await loadJobs(config, [DEFAULT_MODEL_DIR], silentLogger),
+    );
     try {
       assertEquals(registered.map((r) => [r.name, r.schedule]), [["t1", "*/5 * * * *"]]);
       await registered[0].handler();

@@ -17,6 +17,9 @@ const noImages: ImageGenerator = {
     defaults: { steps: 4, solver: "dpm", guidanceScale: 5 },
     schedules: [],
   }],
+  tokenizer: () => {
+    throw new Error("not used");
+  },
   predictMs: () => 1,
   generate: () => Promise.reject(new Error("not used")),
 };

@@ -19,6 +19,8 @@
  * @module
  */
 
+import { noPositionals, parseFlags, UsageError, usageMessage } from "../lib/cli/flags.ts";
+
 const ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 
 /** Folders embedded beside the code (relative to the repository root). */
@@ -194,22 +196,56 @@ export async function compileBinary(opts: CompileOptions = {}): Promise<CompileR
   const dec = new TextDecoder();
   // deno-lint-ignore no-control-regex -- strips terminal colour codes
   const report = (dec.decode(r.stdout) + dec.decode(r.stderr)).replace(/\x1b\[[0-9;]*m/g, "");
-  if (!r.success) throw new Error(`deno compile failed:\n${report}`);
+  if (!r.success) throw new Error(explainCompileFailure(report));
   return { output, args, report, ms: performance.now() - t0 };
 }
 
+/**
+ * The message for a failed `deno compile`: Deno's report without its empty stack backtrace, and,
+ * when Deno could not get its runtime binary (`denort`, downloaded from dl.deno.land on first
+ * use), what to do on a machine without that download.
+ */
+export function explainCompileFailure(report: string): string {
+  const text = report.replace(/\n*Stack backtrace:[\s\S]*$/, "").trimEnd();
+  const url = /https:\/\/dl\.deno\.land\/\S*denort-[^\s)]+\.zip/.exec(text)?.[0];
+  if (!url && !/denort|Setting up base binary/.test(text)) return `deno compile failed:\n${text}`;
+  const zip = url?.split("/").pop() ?? `denort-${Deno.build.target}.zip`;
+  const version = Deno.version.deno;
+  return `deno compile failed: it needs Deno's runtime binary (denort) for ${Deno.build.target} ` +
+    `and could not download it${
+      url ? ` from ${url}` : ""
+    }. Without access to dl.deno.land, either:\n` +
+    `  - set DENORT_BIN to an unpacked denort ${version} binary: ` +
+    `DENORT_BIN=/path/to/denort deno task compile, or\n` +
+    `  - put ${zip} from Deno's v${version} release into $DENO_DIR/dl/release/v${version}/ ` +
+    "(`deno info` shows DENO_DIR).\n" +
+    `Deno's report:\n${text}`;
+}
+
+/** The `--help` text. */
+export const USAGE = `usage: deno task compile [--output PATH]
+
+Builds one executable with the default model, the schedules and the playground inside.
+
+  --output PATH   where to write it [dist/blockcache]
+  -h, --help      this text
+
+Needs Deno's runtime binary (denort): downloaded on first use, or DENORT_BIN=/path/to/denort.`;
+
 if (import.meta.main) {
-  const args = [...Deno.args];
   let output: string | undefined;
-  while (args.length) {
-    const a = args.shift()!;
-    if (a === "--output" && args.length) output = args.shift();
-    else {
-      console.error(
-        `unknown argument ${JSON.stringify(a)}; usage: deno task compile [--output PATH]`,
-      );
-      Deno.exit(2);
+  try {
+    const { flags, positional, help } = parseFlags(Deno.args, { output: "string" });
+    if (help) {
+      console.log(USAGE);
+      Deno.exit(0);
     }
+    noPositionals(positional);
+    output = flags.output as string | undefined;
+  } catch (e) {
+    if (!(e instanceof UsageError)) throw e;
+    console.error(usageMessage("compile", USAGE, e));
+    Deno.exit(2);
   }
   try {
     const r = await compileBinary({ output });

@@ -5,7 +5,12 @@
  * by default, `--scale-shift-form paper` for the paper's form), and writes
  * `schedules/<model>/<solver>-<steps>-<name>.json` plus pictures (change heatmap, schedule grids).
  *
- *   deno task calibrate --model models/emoji-ldm --solver dpm --steps 20 --deltas 0.5,1 --uniform 2
+ *   deno task calibrate --model models/emoji-ldm --solver dpm --steps 20 --deltas 0.5,1 --uniform 2 \
+ *     --out out/schedules
+ *
+ * Without `--out` it writes `schedules/<model>/`, and refuses (before loading the model) when that
+ * folder already holds schedules for the solver and step count: the shipped ones carry measured
+ * FD/KID that a new calibration would drop.
  *
  * @module
  */
@@ -26,12 +31,56 @@ import { SOLVERS } from "../pipeline/request.ts";
 import type { SolverName } from "../pipeline/types.ts";
 import type { BackendChoice } from "../runtime/backend.ts";
 import { BACKEND_CHOICES } from "../runtime/backend.ts";
-import { parseFlags, UsageError } from "./flags.ts";
+import { noPositionals, parseFlags, UsageError, usageMessage } from "./flags.ts";
+import { readModelFolder } from "../model/folder.ts";
 
-const USAGE = `usage: deno task calibrate [--model DIR] [--solver ddim|dpm|euler] [--steps N]
-  [--deltas 0.25,0.5,1 | --skip-targets 0.4,0.6,0.75] [--uniform 2,3] [--scale-shift all|none|recommended|NAME,...]
-  [--scale-shift-form history|paper] [--prompts FILE]
-  [--seeds N] [--guidance X] [--batch N] [--recommend NAME|TARGET] [--out DIR] [--backend wasm|webgpu|auto]`;
+/** The `--help` text: every flag with its default. */
+export const USAGE = `usage: deno task calibrate [options]
+
+Measures block change on a prompt set, derives cache schedules (Eq. 7 deltas, uniform ones),
+fits scale-shift, and writes <out>/<solver>-<steps>-<name>.json with pictures and curves.
+
+options (default in brackets):
+  --model DIR              model folder [models/emoji-ldm]
+  --solver NAME            ${SOLVERS.join(", ")} [dpm]
+  --steps N                2..100 [20]
+  --deltas LIST            Eq. 7 thresholds, e.g. 0.25,0.5,1 [0.25,0.5,1]
+  --skip-targets LIST      instead of --deltas: skipped fractions to reach, e.g. 0.4,0.6
+  --uniform LIST           uniform schedules recomputing every N-th step [2,3]
+  --scale-shift WHICH      fit scale-shift for all, none, recommended, or NAME,... [all]
+  --scale-shift-form FORM  history (a·r + g·p + b) or paper (a·r + b) [history]
+  --prompts FILE           one prompt per line [the model's calibration prompts]
+  --seeds N                seeds per prompt, 1..16 [2]
+  --guidance X             guidance scale [4]
+  --batch N                images per denoising loop [32]
+  --recommend NAME|TARGET  record this schedule as the solver and steps' auto in index.json
+  --out DIR                where to write [schedules/<model>; refused when it already holds
+                           schedules for this solver and steps: pass --out to replace them]
+  --backend NAME           ${BACKEND_CHOICES.join(", ")} [wasm]
+  -h, --help               this text`;
+
+/**
+ * Files of `dir` a calibration of `solver`/`steps` would overwrite (`<solver>-<steps>.curves.*`,
+ * `<solver>-<steps>-<name>.*`); empty when the folder is absent.
+ */
+export async function existingScheduleFiles(
+  dir: string,
+  solver: string,
+  steps: number,
+): Promise<string[]> {
+  const base = `${solver}-${steps}`;
+  const out: string[] = [];
+  try {
+    for await (const e of Deno.readDir(dir)) {
+      if (e.isFile && (e.name.startsWith(`${base}.`) || e.name.startsWith(`${base}-`))) {
+        out.push(e.name);
+      }
+    }
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
+  return out.sort();
+}
 
 function numberList(flag: string, raw: string): number[] {
   const out = raw.split(",").filter((s) => s.trim()).map((s) => Number(s.trim()));
@@ -69,18 +118,15 @@ export async function calibrateCommand(args: string[]): Promise<number> {
       recommend: "string",
       out: "string",
       backend: "string",
-      help: "boolean",
     });
-    if (parsed.flags.help) {
+    if (parsed.help) {
       console.log(USAGE);
       return 0;
     }
-    if (parsed.positional.length) {
-      throw new UsageError(`unexpected argument ${parsed.positional[0]}`);
-    }
+    noPositionals(parsed.positional);
   } catch (e) {
     if (e instanceof UsageError) {
-      console.error(`${e.message}\n${USAGE}`);
+      console.error(usageMessage("calibrate", USAGE, e));
       return 2;
     }
     throw e;
@@ -133,10 +179,21 @@ export async function calibrateCommand(args: string[]): Promise<number> {
       : await defaultPrompts(modelDir);
     if (!prompts.length) throw new UsageError("--prompts: the file has no prompts");
 
+    const model = (await readModelFolder(modelDir)).name;
+    const out = String(f.out ?? `schedules/${model}`);
+    if (f.out === undefined) {
+      const existing = await existingScheduleFiles(out, solver, steps);
+      if (existing.length) {
+        throw new UsageError(
+          `${out} already holds ${solver}-${steps} schedules (${existing.slice(0, 3).join(", ")}` +
+            `${existing.length > 3 ? ", …" : ""}), shipped with their measured quality; ` +
+            `a calibration would overwrite them. Pass --out DIR to write elsewhere, or ` +
+            `--out ${out} to replace them`,
+        );
+      }
+    }
     const log = (line: string) => console.log(line);
     const pipeline = await Pipeline.load(modelDir, { backend, log });
-    const model = pipeline.model.name;
-    const out = String(f.out ?? `schedules/${model}`);
     await Deno.mkdir(out, { recursive: true });
     const set = {
       prompts,
@@ -220,7 +277,9 @@ export async function calibrateCommand(args: string[]): Promise<number> {
     return 0;
   } catch (e) {
     console.error(
-      e instanceof UsageError ? `${e.message}\n${USAGE}` : `calibrate: ${(e as Error).message}`,
+      e instanceof UsageError
+        ? usageMessage("calibrate", USAGE, e)
+        : `calibrate: ${(e as Error).message}`,
     );
     return e instanceof UsageError ? 2 : 1;
   }

@@ -11,16 +11,32 @@
 import { Evaluator } from "../eval/evaluator.ts";
 import { decodePng, type RgbaImage } from "../image/png.ts";
 import { Pipeline } from "../pipeline/pipeline.ts";
-import { FieldError, resolveRequest } from "../pipeline/request.ts";
-import { parseFlags, UsageError } from "./flags.ts";
+import { DEFAULTS, FieldError, resolveRequest, SOLVERS } from "../pipeline/request.ts";
+import { verifyModelFolder } from "../model/manifest.ts";
+import { noPositionals, parseFlags, UsageError, usageMessage } from "./flags.ts";
 
-const USAGE = `usage: deno task evaluate [--model DIR] [--prompts N] [--steps N] [--solver S]
-  [--guidance X] [--cache none|auto|NAME] [--batch N] [--images DIR]`;
+/** The `--help` text: every flag with its default. */
+export const USAGE = `usage: deno task evaluate [options]
+       deno task evaluate --images DIR
+
+Scores generated images against real emoji in the evaluation network's feature space (FD, KID,
+category accuracy), beside the real-vs-real floor.
+
+options (default in brackets):
+  --model DIR          model folder with an eval/ network [models/emoji-ldm]
+  --prompts N          held-out captions to generate, 2..4096 [256]
+  --steps N            denoising steps [${DEFAULTS.steps}]
+  --solver NAME        ${SOLVERS.join(", ")} [${DEFAULTS.solver}]
+  --guidance X         guidance scale [${DEFAULTS.guidanceScale}]
+  --cache VALUE        none, auto or a schedule name [none]
+  --batch N            images per denoising loop [32]
+  --images DIR         score a folder of 64x64 PNGs instead (no accuracy: no labels)
+  -h, --help           this text`;
 
 /** Runs the command; returns the exit code. */
 export async function evaluateCommand(args: string[]): Promise<number> {
   try {
-    const { flags, positional } = parseFlags(args, {
+    const { flags, positional, help } = parseFlags(args, {
       model: "string",
       prompts: "int",
       steps: "int",
@@ -30,7 +46,11 @@ export async function evaluateCommand(args: string[]): Promise<number> {
       batch: "int",
       images: "string",
     });
-    if (positional.length) throw new UsageError(`unexpected argument ${positional[0]}`);
+    if (help) {
+      console.log(USAGE);
+      return 0;
+    }
+    noPositionals(positional);
     const modelDir = String(flags.model ?? "models/emoji-ldm");
     const evaluator = await Evaluator.load(`${modelDir}/eval`).catch(() => {
       throw new UsageError(`--model: ${modelDir}/eval has no evaluation network`);
@@ -60,6 +80,7 @@ export async function evaluateCommand(args: string[]): Promise<number> {
         guidance: flags.guidance,
         cache: flags.cache ?? "none",
       });
+      await verifyModelFolder(modelDir);
       const pipeline = await Pipeline.load(modelDir, { backend: "wasm", log: () => {} });
       const captions = evaluator.holdoutCaptions;
       labels = Array.from({ length: n }, (_, i) => evaluator.holdoutLabels[i % captions.length]);
@@ -91,9 +112,12 @@ export async function evaluateCommand(args: string[]): Promise<number> {
     await evaluator.release();
     return 0;
   } catch (e) {
-    if (e instanceof UsageError || e instanceof FieldError) {
-      const flag = e instanceof FieldError ? `--${e.field}: ` : "";
-      console.error(`${flag}${e.message}\n${USAGE}`);
+    if (e instanceof UsageError) {
+      console.error(usageMessage("evaluate", USAGE, e));
+      return 2;
+    }
+    if (e instanceof FieldError) {
+      console.error(`evaluate: --${e.message}`);
       return 2;
     }
     console.error(`evaluate: ${(e as Error).message}`);

@@ -1,5 +1,5 @@
 /**
- * `deno task generate`: prompt → PNG from the command line.
+ * `deno task generate`: prompt → PNG from the command line (`--help` prints {@link USAGE}).
  *
  *   deno task generate --prompt "red apple" --out apple.png [--negative TEXT] [--seed N]
  *     [--steps N] [--solver ddim|dpm|euler] [--guidance X] [--cache none|auto|NAME|FILE]
@@ -8,22 +8,42 @@
  *
  * A batch file has one JSON object per line: `id` (a safe file name, unique), `prompt`, and
  * optionally `negative`, `seed`, `steps`, `solver`, `guidance`, `cache` (the flags give their
- * defaults); it writes `DIR/<id>.png`. Lines that share steps, solver, guidance and cache run
- * together in one denoising loop (`--batch-size` at a time; the images equal one-at-a-time runs).
- * Every image is written to a temporary file and renamed, so a failed or interrupted image leaves
- * no partial file. Bad flags or lines: a message naming the flag or line and field, exit 2. Exit 1
- * when an image failed, 130 when interrupted.
+ * defaults); it writes `DIR/<id>.png` (examples/prompts.jsonl is one). Lines that share steps,
+ * solver, guidance and cache run together in one denoising loop (`--batch-size` at a time; the
+ * images equal one-at-a-time runs). Every image is written to a temporary file and renamed, so a
+ * failed or interrupted image leaves no partial file. Before the model loads, the model folder is
+ * checked against its manifest and every prompt against its tokenizer: a prompt with no token the
+ * model knows is refused (exit 2), one longer than the text encoder reads gets a warning naming
+ * the ignored words. Bad flags or lines: a message naming the flag or line and field, exit 2.
+ * Exit 1 when an image or the model failed, 130 when interrupted.
  *
  * @module
  */
-import { parseFlags, UsageError } from "./flags.ts";
+import { noPositionals, parseFlags, UsageError, usageMessage } from "./flags.ts";
+import { scheduleId } from "../cache/schedule.ts";
 import { writeFileAtomic } from "../io/atomic.ts";
+import { isFile } from "../io/fs.ts";
+import { readModelFolder } from "../model/folder.ts";
+import { verifyModelFolder } from "../model/manifest.ts";
+import {
+  analyzePrompt,
+  assertPromptUsable,
+  PromptError,
+  truncationWarning,
+} from "../model/prompt.ts";
+import { loadTokenizer, type Tokenizer } from "../model/tokenizer.ts";
 import { Pipeline } from "../pipeline/pipeline.ts";
-import { FieldError, type RequestInput, resolveRequest } from "../pipeline/request.ts";
+import {
+  DEFAULTS,
+  FieldError,
+  LIMITS,
+  type RequestInput,
+  resolveRequest,
+  SOLVERS,
+} from "../pipeline/request.ts";
 import { registryCacheName } from "../pipeline/service.ts";
 import type { GenerateRequest, GenerateResult } from "../pipeline/types.ts";
 import { BACKEND_CHOICES, type BackendChoice } from "../runtime/backend.ts";
-import { isFile } from "../io/fs.ts";
 
 /** The folder of the shipped models; `--model NAME` means `<this>/NAME`. */
 export const MODELS_ROOT = new URL("../../models", import.meta.url).pathname;
@@ -51,17 +71,38 @@ const FLAGS = {
   batch: "string",
   "out-dir": "string",
   "batch-size": "int",
-  help: "boolean",
 } as const;
 
 /** Batch-line keys: the request flags under the same names, plus `id`. */
 const LINE_KEYS = ["id", "prompt", "negative", "seed", "steps", "solver", "guidance", "cache"];
 
-const USAGE = `usage:
-  deno task generate --prompt TEXT --out FILE.png [--negative TEXT] [--seed N] [--steps N]
-    [--solver ddim|dpm|euler] [--guidance X] [--cache none|auto|NAME|FILE]
-    [--backend auto|wasm|webgpu] [--model NAME|FOLDER]
-  deno task generate --batch FILE.jsonl --out-dir DIR [--batch-size N] [options as above]`;
+/** Default `--batch-size`. */
+const DEFAULT_BATCH_SIZE = 4;
+
+/** The `--help` text: every flag with its range and default. */
+export const USAGE = `usage:
+  deno task generate --prompt TEXT --out FILE.png [options]
+  deno task generate --batch FILE.jsonl --out-dir DIR [--batch-size N] [options]
+
+options (default in brackets):
+  --negative TEXT      negative prompt [none]
+  --seed N             noise seed, 0..${LIMITS.seedMax} [random]
+  --steps N            denoising steps, ${LIMITS.stepsMin}..${LIMITS.stepsMax} [${DEFAULTS.steps}]
+  --solver NAME        ${SOLVERS.join(", ")} [${DEFAULTS.solver}]
+  --guidance X         classifier-free guidance scale, ${LIMITS.guidanceMin}..${LIMITS.guidanceMax} [${DEFAULTS.guidanceScale}]
+  --cache VALUE        none, auto (the model's shipped schedule for the solver and steps, none
+                       when it ships none), a schedule name or id, or a schedule file [${DEFAULTS.cache}]
+  --backend NAME       ${BACKEND_CHOICES.join(", ")} [auto]
+  --model NAME|DIR     a model under models/, or a model folder [emoji-ldm]
+  --batch-size N       images per denoising loop with --batch, 1..${MAX_BATCH_SIZE} [${DEFAULT_BATCH_SIZE}]
+  -h, --help           this text
+
+A batch file has one JSON object per line, e.g. {"id": "apple", "prompt": "google red apple"},
+with the fields ${LINE_KEYS.join(", ")};
+the flags give the defaults (a sample: examples/prompts.jsonl).
+Prompts count at most ${LIMITS.promptMaxChars} characters (Unicode code points). The text encoder
+reads a fixed number of tokens (emoji-ldm: 14 words): later words are ignored, with a warning;
+a prompt with no word the model knows is refused.`;
 
 /** One image to make: the resolved request and where it goes. */
 export interface ImageJob {
@@ -92,6 +133,8 @@ export interface GenerateCommandOptions {
   signal?: AbortSignal;
   /** Loads a model (default `Pipeline.load`); tests pass a shared one. */
   load?: (modelDir: string, backend: BackendChoice) => Promise<Pipeline>;
+  /** Checks the model folder before anything loads (default `verifyModelFolder`). */
+  verify?: (modelDir: string) => Promise<unknown>;
   /** Where relative paths are resolved (default the process's working directory). */
   cwd?: string;
   /** Standard output and error lines (default console.log / console.error). */
@@ -181,14 +224,16 @@ export function parseBatchLines(
 /** Parses and checks a command line (reads the batch file); throws UsageError naming the flag. */
 export async function parseGenerateArgs(args: string[], cwd = Deno.cwd()): Promise<GeneratePlan> {
   const { flags, positional } = parseFlags(args, FLAGS);
-  if (positional.length) throw new UsageError(`unexpected argument "${positional[0]}"`);
+  noPositionals(positional);
   const backend = flags.backend === undefined ? "auto" : String(flags.backend);
   if (!BACKEND_CHOICES.includes(backend as BackendChoice)) {
     throw new UsageError(
       `--backend must be one of ${BACKEND_CHOICES.join(", ")}, got "${backend}"`,
     );
   }
-  const batchSize = flags["batch-size"] === undefined ? 4 : Number(flags["batch-size"]);
+  const batchSize = flags["batch-size"] === undefined
+    ? DEFAULT_BATCH_SIZE
+    : Number(flags["batch-size"]);
   if (batchSize < 1 || batchSize > MAX_BATCH_SIZE) {
     throw new UsageError(`--batch-size must be in 1..${MAX_BATCH_SIZE}, got ${batchSize}`);
   }
@@ -298,6 +343,72 @@ function where(j: ImageJob): string {
   return j.line === undefined ? "" : `line ${j.line} (${j.id}): `;
 }
 
+/** How a message names a job's field: `--prompt` for the command line, `FILE line N` for a batch. */
+function fieldWhere(plan: GeneratePlan, j: ImageJob, flag: string): string {
+  return j.line === undefined ? `--${flag}` : `${plan.batchFile} line ${j.line}: ${flag}`;
+}
+
+/**
+ * Checks every prompt against the model's tokenizer before anything loads: throws UsageError for a
+ * prompt with no token the model knows (named by flag or line), returns the warnings (prompts
+ * longer than the text encoder reads, negative prompts it cannot read).
+ */
+export function checkPrompts(plan: GeneratePlan, tokenizer: Tokenizer): string[] {
+  const warnings: string[] = [];
+  for (const j of plan.jobs) {
+    let report;
+    try {
+      report = assertPromptUsable(tokenizer, j.req.prompt).report;
+    } catch (e) {
+      if (!(e instanceof PromptError)) throw e;
+      throw new UsageError(`${fieldWhere(plan, j, "prompt")}${e.message.slice("prompt".length)}`);
+    }
+    const w = truncationWarning(fieldWhere(plan, j, "prompt"), report);
+    if (w) warnings.push(w);
+    if (j.req.negativePrompt.trim()) {
+      const neg = analyzePrompt(tokenizer, j.req.negativePrompt).report;
+      const where = fieldWhere(plan, j, "negative");
+      const nw = truncationWarning(where, neg);
+      if (nw) warnings.push(nw);
+      if (neg.knownTokens === 0) {
+        warnings.push(`${where} has no token the model knows; it acts as no negative prompt`);
+      }
+    }
+  }
+  return warnings;
+}
+
+/**
+ * The message for a `cache` value that names no schedule of this model for the job's solver and
+ * steps, listing the model's schedules with their solver and step count; undefined when the value
+ * is `none`, `auto`, a file path, or a schedule that fits.
+ */
+export function unknownScheduleMessage(
+  p: Pipeline,
+  cache: string,
+  solver: string,
+  steps: number,
+): string | undefined {
+  if (cache === "none" || cache === "auto" || cache.endsWith(".json") || cache.includes("/")) {
+    return undefined;
+  }
+  const all = p.schedules.schedules;
+  const same = all.filter((s) => s.name === cache || scheduleId(s) === cache);
+  if (same.some((s) => s.solver === solver && s.steps === steps)) return undefined;
+  const list = all.map((s) =>
+    `${scheduleId(s)} (${s.solver}, ${s.steps} steps, skips ${
+      Math.round(s.skippedFraction * 100)
+    }%)`
+  );
+  const fits = same.map((s) => `--solver ${s.solver} --steps ${s.steps}`);
+  return same.length
+    ? `schedule ${cache} is for ${
+      same.map((s) => `${s.solver} ${s.steps} steps`).join(", ")
+    }, not ${solver} ${steps} steps (add ${fits.join(" or ")})`
+    : `unknown schedule ${cache}; use none, auto, a schedule file, or one of ${p.model.name}'s ` +
+      `schedules: ${list.join(", ") || "(none shipped)"}`;
+}
+
 /**
  * Runs the command with `args`; resolves with the exit code (0 done, 1 an image or the model
  * failed, 2 bad usage, 130 interrupted). Never throws.
@@ -309,18 +420,31 @@ export async function generateCommand(
   const print = opts.print ?? console.log;
   const printError = opts.printError ?? console.error;
   const fail = (msg: string, code: number) => (printError(`generate: ${msg}`), code);
-  if (args.includes("--help") || args.includes("-h")) return (print(USAGE), 0);
   let plan: GeneratePlan;
   try {
+    if (parseFlags(args, FLAGS).help) return (print(USAGE), 0);
     plan = await parseGenerateArgs(args, opts.cwd ?? Deno.cwd());
   } catch (e) {
-    if (e instanceof UsageError) return fail(e.message, 2);
+    if (e instanceof UsageError) return (printError(usageMessage("generate", USAGE, e)), 2);
     return fail((e as Error).message, 1);
   }
   const signal = opts.signal;
   const interrupted = (written: number) =>
     fail(`interrupted; ${written} of ${plan.jobs.length} images written`, 130);
   if (signal?.aborted) return interrupted(0);
+  let tokenizer: Tokenizer;
+  try {
+    await (opts.verify ?? verifyModelFolder)(plan.modelDir);
+    tokenizer = await loadTokenizer((await readModelFolder(plan.modelDir)).tokenizerDir);
+  } catch (e) {
+    return fail(`cannot load the model ${plan.modelDir}: ${(e as Error).message}`, 1);
+  }
+  try {
+    for (const w of checkPrompts(plan, tokenizer)) printError(`generate: warning: ${w}`);
+  } catch (e) {
+    if (e instanceof UsageError) return fail(e.message, 2);
+    throw e;
+  }
   let pipeline: Pipeline;
   try {
     const load = opts.load ??
@@ -340,17 +464,15 @@ export async function generateCommand(
     const key = JSON.stringify([r.cache, r.solver, r.steps]);
     if (checked.has(key)) continue;
     checked.add(key);
-    try {
-      await pipeline.resolveSchedule(r.cache, r.solver, r.steps);
-    } catch (e) {
-      const msg = (e as Error).message;
-      return fail(
-        j.line === undefined
-          ? (msg.startsWith("cache:") ? `--${msg}` : `--cache: ${msg}`)
-          : `${plan.batchFile} line ${j.line}: ${msg}`,
-        2,
-      );
+    let msg = unknownScheduleMessage(pipeline, r.cache, r.solver, r.steps);
+    if (msg === undefined) {
+      try {
+        await pipeline.resolveSchedule(r.cache, r.solver, r.steps);
+      } catch (e) {
+        msg = (e as Error).message.replace(/^cache: /, "");
+      }
     }
+    if (msg !== undefined) return fail(`${fieldWhere(plan, j, "cache")}: ${msg}`, 2);
   }
   print(`model ${pipeline.model.name} (${plan.modelDir}), backend ${pipeline.backend}`);
   if (plan.outDir !== undefined) {

@@ -3,8 +3,8 @@
  * [--quantize fp32|fp16|int8|uint8] [--blocks <regex>] [--external-threshold-mb <n>]`
  *
  * Cuts a monolithic UNet ONNX export into a block-split split folder (see `lib/onnx/split.ts`).
- * Bad flags exit with code 2 and a message naming the flag; a model the splitter refuses exits
- * with code 1 and the reason. No stack traces.
+ * `--help` prints the usage; bad flags exit with code 2 and a message naming the flag; a model the
+ * splitter refuses exits with code 1 and the reason. No stack traces.
  *
  * @module
  */
@@ -12,7 +12,7 @@
 import type { CacheMode } from "../unet/split_manifest.ts";
 import type { Precision } from "../onnx/quantize.ts";
 import { DEFAULT_BLOCK_PATTERN, splitModel } from "../onnx/split.ts";
-import { parseFlags, UsageError } from "./flags.ts";
+import { type FlagKind, parseFlags, UsageError, usageMessage } from "./flags.ts";
 
 export { UsageError };
 
@@ -37,27 +37,28 @@ export const USAGE = `usage: deno task split <model.onnx> --out <dir> [options]
                               (default ${DEFAULT_BLOCK_PATTERN})
   --external-threshold-mb <n> segments with more weight bytes than this keep them in a
                               .weights file beside the .onnx (default 1536)
-`;
+  -h, --help                  this text`;
 
 const MODES = ["residual", "output"];
 const PRECISIONS = ["fp32", "fp16", "int8", "uint8"];
 
+const FLAGS: Record<string, FlagKind> = {
+  out: "string",
+  mode: "string",
+  quantize: "string",
+  blocks: "string",
+  "external-threshold-mb": "number",
+};
+
 /** Parses the split tool's arguments; throws {@link UsageError} naming the bad flag. */
 export function parseSplitArgs(args: string[]): SplitArgs {
-  if (args.includes("--help") || args.includes("-h")) throw new UsageError("");
-  const { flags, positional } = parseFlags(args, {
-    out: "string",
-    mode: "string",
-    quantize: "string",
-    blocks: "string",
-    "external-threshold-mb": "number",
-  });
-  if (positional.length === 0) throw new UsageError("missing the model file (<model.onnx>)");
+  const { flags, positional } = parseFlags(args, FLAGS);
+  if (positional.length === 0) throw new UsageError("missing the model file (<model.onnx>)", true);
   if (positional.length > 1) {
-    throw new UsageError(`one model file expected, got: ${positional.join(" ")}`);
+    throw new UsageError(`one model file expected, got: ${positional.join(" ")}`, true);
   }
   const out = flags.out as string | undefined;
-  if (!out) throw new UsageError("flag --out is required (the split folder to write)");
+  if (!out) throw new UsageError("flag --out is required (the split folder to write)", true);
   const mode = (flags.mode as string | undefined) ?? "residual";
   if (!MODES.includes(mode)) {
     throw new UsageError(`--mode must be residual or output, got "${mode}"`);
@@ -95,11 +96,11 @@ export async function main(
 ): Promise<number> {
   let parsed: SplitArgs;
   try {
+    if (parseFlags(args, FLAGS).help) return (out(USAGE), 0);
     parsed = parseSplitArgs(args);
   } catch (e) {
     if (e instanceof UsageError) {
-      if (e.message) err(`error: ${e.message}`);
-      err(USAGE);
+      err(usageMessage("split", USAGE, e));
       return 2;
     }
     throw e;
@@ -119,7 +120,7 @@ export async function main(
     );
     return 0;
   } catch (e) {
-    err(`error: ${e instanceof Error ? e.message : String(e)}`);
+    err(`split: ${e instanceof Error ? e.message : String(e)}`);
     return 1;
   }
 }

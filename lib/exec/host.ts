@@ -61,7 +61,7 @@ export function serveWorker(scope: WorkerScope, early: MessageEvent[]): void {
       const t0 = performance.now();
       try {
         flag = new Int32Array(msg.cancel);
-        generator = await loadGenerator(msg.modelsDir, msg.backend, () => {}, msg.schedulesRoot);
+        generator = await loadGenerator(msg.modelDirs, msg.backend, () => {}, msg.schedulesRoot);
         const warmUp = msg.warmUp === "none"
           ? []
           : await generator.warmUp({ maxRuns: msg.warmUp === "compile" ? 0 : undefined });

@@ -29,6 +29,8 @@ import type {
 } from "../pipeline/types.ts";
 import { type BackendChoice, resolveBackend } from "../runtime/backend.ts";
 import { isGuided } from "../solvers/guidance.ts";
+import { readModelFolder } from "../model/folder.ts";
+import { loadTokenizer, type Tokenizer } from "../model/tokenizer.ts";
 import { CANCEL_SLOT, type FromWorker, type ToWorker } from "./protocol.ts";
 
 /** A worker failed while running a job (crash, hang, broken runtime); the job did not finish. */
@@ -43,8 +45,8 @@ export class PoolClosed extends Error {
 
 /** Options of {@link WorkerPool.start}. */
 export interface PoolOptions {
-  /** A models folder (every model folder in it) or one model folder. */
-  modelsDir: string;
+  /** The model folders to serve, the default first (see `modelFolders`). */
+  modelDirs: string[];
   backend: BackendChoice;
   /** How many workers; `"auto"`: see {@link autoWorkerCount}. */
   workers: number | "auto";
@@ -148,6 +150,7 @@ export class WorkerPool implements ImageGenerator {
   #slots: Slot[] = [];
   #waiters: Waiter[] = [];
   #models: ModelInfo[] = [];
+  #tokenizers = new Map<string, Tokenizer>();
   #latency!: LatencyModel;
   #closed = false;
   #log: Logger;
@@ -158,7 +161,7 @@ export class WorkerPool implements ImageGenerator {
   private constructor(opts: PoolOptions) {
     this.#log = opts.logger ?? silentLogger;
     this.#opts = {
-      modelsDir: opts.modelsDir,
+      modelDirs: opts.modelDirs,
       backend: opts.backend,
       workers: opts.workers,
       schedulesRoot: opts.schedulesRoot,
@@ -186,6 +189,10 @@ export class WorkerPool implements ImageGenerator {
   }
 
   async #startAll(): Promise<void> {
+    for (const dir of this.#opts.modelDirs) {
+      const folder = await readModelFolder(dir);
+      this.#tokenizers.set(folder.name, await loadTokenizer(folder.tokenizerDir));
+    }
     // Resolve the backend once here: workers then load exactly it (no probe, no log line each),
     // except `auto` on a hardware adapter, where each model races WebGPU against wasm.
     const notes: string[] = [];
@@ -256,7 +263,7 @@ export class WorkerPool implements ImageGenerator {
     worker.onmessageerror = () => this.#onCrash(slot, worker, "a worker message could not be read");
     const msg: ToWorker = {
       type: "load",
-      modelsDir: this.#opts.modelsDir,
+      modelDirs: this.#opts.modelDirs,
       backend: this.#opts.backend,
       schedulesRoot: this.#opts.schedulesRoot,
       cancel: slot.cancel.buffer as SharedArrayBuffer,
@@ -456,6 +463,13 @@ export class WorkerPool implements ImageGenerator {
   /** {@link ImageGenerator.models}. */
   models(): ModelInfo[] {
     return this.#models;
+  }
+
+  /** {@link ImageGenerator.tokenizer}: loaded in this thread (pure TypeScript, no runtime). */
+  tokenizer(model: string): Tokenizer {
+    const t = this.#tokenizers.get(model);
+    if (!t) throw new Error(`unknown model ${JSON.stringify(model)}`);
+    return t;
   }
 
   /** {@link ImageGenerator.predictMs}: from what every worker measured. */

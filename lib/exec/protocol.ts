@@ -21,8 +21,8 @@ export type WarmUp = "calibrate" | "compile" | "none";
 export type ToWorker =
   | {
     type: "load";
-    /** A models folder (every model folder in it) or one model folder. */
-    modelsDir: string;
+    /** The model folders to load (the first is the default model). */
+    modelDirs: string[];
     backend: BackendChoice;
     /** Root of the schedules folders (`<root>/<model>/`); default the repository's. */
     schedulesRoot?: string;

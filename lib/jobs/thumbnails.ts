@@ -1,23 +1,39 @@
 /**
  * Cron thumbnails: a jobs file (`thumbnails.json`) names prompts to render on a schedule into an
  * output folder. Each image is written atomically (temporary file in the same folder, then rename),
- * and `index.json` lists exactly the images that exist, rewritten atomically after each one. A run
- * skips images that already exist with the same settings, so a run that failed midway is completed
- * by the next tick; a failure is logged and leaves no partial file behind.
+ * and `index.json` lists exactly the images that exist, with each file's size and sha256, rewritten
+ * atomically after each one. A run skips images that exist intact with the same settings (a file
+ * cut short or changed by hand is made again), so a run that failed midway is completed by the
+ * next tick; a failure is logged and leaves no partial file behind.
+ *
+ * A job that can never run is found at start-up, before any model loads, with an error that names
+ * the file and the job: a cron expression `Deno.cron` refuses or would crash on
+ * ({@link parseThumbnailJobs}, with `./cron.ts`), an output folder outside the write grant or
+ * unwritable ({@link checkJobOutputs}), an unknown model, a size the model does not make, or a
+ * prompt with no token the model knows ({@link checkJobModels}). Runs, failures and skipped ticks
+ * are counted in a {@link JobStats} for `/metrics`.
+ *
+ * Day-of-week numbers follow Deno.cron: 1 = Sunday … 7 = Saturday (0 is refused); names (MON-FRI)
+ * avoid the surprise.
  *
  * @module
  */
-import { isTempFile, writeFileAtomic } from "../io/atomic.ts";
-import type { GenerateRequest, ImageGenerator } from "../pipeline/types.ts";
+import { isTempFile, TEMP_PREFIX, writeFileAtomic } from "../io/atomic.ts";
+import { statOrUndefined } from "../io/fs.ts";
+import { sha256Bytes, sha256File } from "../io/hash.ts";
 import { errorFields, type Logger, silentLogger } from "../io/log.ts";
-import { LIMITS } from "../pipeline/request.ts";
-import { isFile } from "../io/fs.ts";
+import { outputSize, readModelFolder } from "../model/folder.ts";
+import { assertPromptUsable, PromptError, truncationWarning } from "../model/prompt.ts";
+import { loadTokenizer, type Tokenizer } from "../model/tokenizer.ts";
+import { LIMITS, promptLength } from "../pipeline/request.ts";
+import type { GenerateRequest, ImageGenerator } from "../pipeline/types.ts";
+import { cronError } from "./cron.ts";
 
 /** One job of the jobs file. */
 export interface ThumbnailJob {
   /** Deno.cron name: letters, digits, spaces, `-` and `_`, under 64 characters. */
   name: string;
-  /** Five-field cron expression (UTC), e.g. `"0 3 * * *"`. */
+  /** Five-field cron expression (UTC) as Deno.cron reads it, e.g. `"0 3 * * *"` (see ./cron.ts). */
   cron: string;
   prompts: string[];
   /** `WxH`; must be the model's native size. */
@@ -43,6 +59,9 @@ export interface ThumbnailEntry {
   schedule: string | null;
   /** ISO time the image was written. */
   created: string;
+  /** Size in bytes and sha256 (hex) of the file as written; a file that differs is made again. */
+  bytes: number;
+  sha256: string;
 }
 
 /** `index.json` of an output folder. */
@@ -61,7 +80,7 @@ export interface ThumbnailRunReport {
   failed: { prompt: string; error: string }[];
 }
 
-/** A bad jobs file; `message` names the field (e.g. `jobs[1].cron`). */
+/** A bad jobs file; `message` names the file, the job and the field. */
 export class JobsFileError extends Error {
   override name = "JobsFileError";
 }
@@ -69,37 +88,18 @@ export class JobsFileError extends Error {
 /** Name of the index file in each output folder. */
 export const INDEX_FILE = "index.json";
 const MAX_PROMPTS = 100;
-const MAX_PROMPT_CHARS = 1000;
 
-const CRON_RANGES: [number, number][] = [[0, 59], [0, 23], [1, 31], [1, 12], [0, 7]];
-const CRON_FIELDS = ["minute", "hour", "day of month", "month", "day of week"];
-
-/** Why a five-field cron expression is invalid, or null when it is valid. */
-export function cronError(expr: string): string | null {
-  const fields = expr.trim().split(/\s+/);
-  if (fields.length !== 5) {
-    return `needs 5 fields (minute hour day month weekday), got ${fields.length}`;
-  }
-  for (let i = 0; i < 5; i++) {
-    const [lo, hi] = CRON_RANGES[i];
-    for (const item of fields[i].split(",")) {
-      const m = /^(\*|(\d+)(?:-(\d+))?)(?:\/(\d+))?$/.exec(item);
-      if (!m) return `bad ${CRON_FIELDS[i]} field "${fields[i]}"`;
-      const nums = [m[2], m[3]].filter((x) => x !== undefined).map(Number);
-      if (nums.some((n) => n < lo || n > hi)) {
-        return `${CRON_FIELDS[i]} must be within ${lo}-${hi}, got "${item}"`;
-      }
-      if (nums.length === 2 && nums[0] > nums[1]) {
-        return `empty range "${item}" in ${CRON_FIELDS[i]}`;
-      }
-      if (m[4] !== undefined && Number(m[4]) === 0) return `step 0 in ${CRON_FIELDS[i]}`;
-    }
-  }
-  return null;
+/** How messages name a job: `job "nightly" (jobs[0])`. */
+function jobLabel(i: number, name?: string): string {
+  return name === undefined ? `jobs[${i}]` : `job ${JSON.stringify(name)} (jobs[${i}])`;
 }
 
-/** Validates a parsed jobs file (`{jobs: [...]}`), throwing `JobsFileError` naming the field. */
-export function parseThumbnailJobs(value: unknown): ThumbnailJob[] {
+/**
+ * Validates a parsed jobs file (`{jobs: [...]}`), throwing `JobsFileError` naming the job and
+ * field. Cron expressions are checked with Deno.cron's own rules, including expressions that never
+ * fire (on which Deno.cron crashes); `now` is where that search starts.
+ */
+export function parseThumbnailJobs(value: unknown, now: Date = new Date()): ThumbnailJob[] {
   const fail = (path: string, msg: string): never => {
     throw new JobsFileError(`${path}: ${msg}`);
   };
@@ -113,7 +113,7 @@ export function parseThumbnailJobs(value: unknown): ThumbnailJob[] {
   const names = new Set<string>();
   const allowed = new Set(["name", "cron", "prompts", "size", "steps", "outDir", "model", "seed"]);
   (root.jobs as unknown[]).forEach((raw, i) => {
-    const at = `jobs[${i}]`;
+    let at = jobLabel(i);
     if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
       fail(at, "must be an object");
     }
@@ -131,9 +131,10 @@ export function parseThumbnailJobs(value: unknown): ThumbnailJob[] {
     }
     if (names.has(name)) fail(`${at}.name`, `duplicate job name "${name}"`);
     names.add(name);
+    at = jobLabel(i, name);
     const cron = s("cron");
-    const ce = cronError(cron);
-    if (ce) fail(`${at}.cron`, ce);
+    const ce = cronError(cron, now);
+    if (ce) fail(`${at}.cron`, `${JSON.stringify(cron)} ${ce}`);
     if (!Array.isArray(j.prompts) || j.prompts.length === 0) {
       fail(`${at}.prompts`, "must be a non-empty array of strings");
     }
@@ -143,8 +144,12 @@ export function parseThumbnailJobs(value: unknown): ThumbnailJob[] {
       if (typeof p !== "string" || p.trim() === "") {
         fail(`${at}.prompts[${k}]`, "must be a non-empty string");
       }
-      if ([...(p as string)].length > MAX_PROMPT_CHARS) {
-        fail(`${at}.prompts[${k}]`, `longer than ${MAX_PROMPT_CHARS} characters`);
+      const n = promptLength(p as string);
+      if (n > LIMITS.promptMaxChars) {
+        fail(
+          `${at}.prompts[${k}]`,
+          `is ${n} characters (Unicode code points); at most ${LIMITS.promptMaxChars}`,
+        );
       }
     });
     if (new Set(prompts).size !== prompts.length) fail(`${at}.prompts`, "has duplicates");
@@ -170,8 +175,10 @@ export function parseThumbnailJobs(value: unknown): ThumbnailJob[] {
     }
     if (j.model !== undefined) job.model = s("model");
     if (j.seed !== undefined) {
-      if (!Number.isInteger(j.seed) || (j.seed as number) < 0 || (j.seed as number) > 0xffffffff) {
-        fail(`${at}.seed`, "must be an integer from 0 to 4294967295");
+      if (
+        !Number.isInteger(j.seed) || (j.seed as number) < 0 || (j.seed as number) > LIMITS.seedMax
+      ) {
+        fail(`${at}.seed`, `must be an integer from 0 to ${LIMITS.seedMax}`);
       }
       job.seed = j.seed as number;
     }
@@ -180,8 +187,11 @@ export function parseThumbnailJobs(value: unknown): ThumbnailJob[] {
   return jobs;
 }
 
-/** Reads and validates a jobs file; errors name the file and the field. */
-export async function loadThumbnailJobs(path: string): Promise<ThumbnailJob[]> {
+/** Reads and validates a jobs file; errors name the file, the job and the field. */
+export async function loadThumbnailJobs(
+  path: string,
+  now: Date = new Date(),
+): Promise<ThumbnailJob[]> {
   let text: string;
   try {
     text = await Deno.readTextFile(path);
@@ -195,11 +205,119 @@ export async function loadThumbnailJobs(path: string): Promise<ThumbnailJob[]> {
     throw new JobsFileError(`${path}: not valid JSON`);
   }
   try {
-    return parseThumbnailJobs(value);
+    return parseThumbnailJobs(value, now);
   } catch (e) {
     if (e instanceof JobsFileError) throw new JobsFileError(`${path}: ${e.message}`);
     throw e;
   }
+}
+
+/**
+ * Checks at start-up that every job can write its output folder: inside this process's write
+ * grant (asked with `Deno.permissions.query`, so no permission prompt appears) and writable
+ * (the folder is created and a probe file written and removed). Throws `JobsFileError` naming the
+ * file, the job and what to do. `file` prefixes the messages (the jobs file's path).
+ */
+export async function checkJobOutputs(jobs: ThumbnailJob[], file = "thumbnails"): Promise<void> {
+  for (const [i, job] of jobs.entries()) {
+    const at = `${file}: ${jobLabel(i, job.name)}.outDir ${JSON.stringify(job.outDir)}`;
+    const { state } = await Deno.permissions.query({ name: "write", path: job.outDir });
+    if (state !== "granted") {
+      throw new JobsFileError(
+        `${at}: this process may not write there (Deno's --allow-write grant does not include ` +
+          "it; `deno task start` and `deno task thumbnails` grant ./thumbnails only): put the " +
+          "job's outDir under thumbnails/, or run with a write grant that includes it",
+      );
+    }
+    const probe = `${job.outDir.replace(/\/+$/, "")}/${TEMP_PREFIX}write-check.${
+      crypto.randomUUID().slice(0, 8)
+    }.tmp`;
+    try {
+      await Deno.mkdir(job.outDir, { recursive: true });
+      await Deno.writeFile(probe, new Uint8Array());
+      await Deno.remove(probe);
+    } catch (e) {
+      await Deno.remove(probe).catch(() => {});
+      throw new JobsFileError(`${at}: cannot write there (${(e as Error).message})`);
+    }
+  }
+}
+
+/** What the start-up check needs to know of a model: no sessions, just files. */
+export interface JobModel {
+  name: string;
+  /** Side in pixels of the images it makes. */
+  size: number;
+  tokenizer: Tokenizer;
+}
+
+/** Reads a model folder's name, output size and tokenizer (cheap: no ONNX sessions). */
+export async function readJobModel(dir: string): Promise<JobModel> {
+  const folder = await readModelFolder(dir);
+  return {
+    name: folder.name,
+    size: outputSize(folder),
+    tokenizer: await loadTokenizer(folder.tokenizerDir),
+  };
+}
+
+/**
+ * Checks each job against the models that will serve it (`models[0]` is the default): the model
+ * exists, `size` is its native size, and every prompt has a token the model knows (see
+ * lib/model/prompt.ts). Throws `JobsFileError` naming the file, the job and the field; returns one
+ * warning per prompt longer than the text encoder reads (its dropped words are stated).
+ */
+export function checkJobModels(
+  jobs: ThumbnailJob[],
+  models: JobModel[],
+  file = "thumbnails",
+): string[] {
+  const warnings: string[] = [];
+  for (const [i, job] of jobs.entries()) {
+    const at = `${file}: ${jobLabel(i, job.name)}`;
+    const model = job.model === undefined ? models[0] : models.find((m) => m.name === job.model);
+    if (!model) {
+      throw new JobsFileError(
+        `${at}.model: unknown model "${job.model}" (models: ${
+          models.map((m) => m.name).join(", ") || "none"
+        })`,
+      );
+    }
+    const native = `${model.size}x${model.size}`;
+    if (job.size !== native) {
+      throw new JobsFileError(`${at}.size: ${job.size} is not ${model.name}'s size (${native})`);
+    }
+    job.prompts.forEach((prompt, k) => {
+      const field = `prompts[${k}]`;
+      try {
+        const warning = truncationWarning(
+          field,
+          assertPromptUsable(model.tokenizer, prompt, field).report,
+        );
+        if (warning) warnings.push(`${at}.${warning}`);
+      } catch (e) {
+        if (e instanceof PromptError) throw new JobsFileError(`${at}.${e.message}`);
+        throw e;
+      }
+    });
+  }
+  return warnings;
+}
+
+/**
+ * Everything start-up checks of a jobs file before serving, in one call: reads and validates it
+ * ({@link loadThumbnailJobs}), checks the output folders ({@link checkJobOutputs}) and, given the
+ * model folders that will be served (the default first), the models, sizes and prompts
+ * ({@link checkJobModels}). Returns the jobs and the truncation warnings; throws `JobsFileError`.
+ */
+export async function checkThumbnailJobs(
+  file: string,
+  modelDirs: string[],
+): Promise<{ jobs: ThumbnailJob[]; warnings: string[] }> {
+  const jobs = await loadThumbnailJobs(file);
+  await checkJobOutputs(jobs, file);
+  const models = await Promise.all(modelDirs.map(readJobModel));
+  return { jobs, warnings: checkJobModels(jobs, models, file) };
 }
 
 /** FNV-1a hash of a string (32-bit): stable seeds and file names for prompts. */
@@ -223,7 +341,18 @@ function join(dir: string, file: string): string {
   return dir.endsWith("/") ? dir + file : `${dir}/${file}`;
 }
 
-/** Reads an output folder's index, keeping only entries whose file exists. */
+/** Whether the file is exactly the one the entry records (same size, same sha256). */
+async function intact(dir: string, e: Partial<ThumbnailEntry>): Promise<boolean> {
+  if (typeof e.sha256 !== "string" || typeof e.bytes !== "number") return false;
+  const path = join(dir, e.file!);
+  const info = await statOrUndefined(path);
+  return info?.isFile === true && info.size === e.bytes && await sha256File(path) === e.sha256;
+}
+
+/**
+ * Reads an output folder's index, keeping only entries whose file exists intact (size and sha256
+ * as recorded; entries without them, from older versions, count as missing).
+ */
 export async function readThumbnailIndex(outDir: string, job: string): Promise<ThumbnailIndex> {
   const empty: ThumbnailIndex = { format: "thumbnails-index/1", job, updated: "", images: [] };
   let raw: unknown;
@@ -238,10 +367,115 @@ export async function readThumbnailIndex(outDir: string, job: string): Promise<T
   for (const e of images) {
     if (
       e && typeof e.file === "string" && !e.file.includes("/") && typeof e.prompt === "string" &&
-      await isFile(join(outDir, e.file))
+      await intact(outDir, e)
     ) kept.push(e);
   }
   return { ...empty, updated: String((raw as ThumbnailIndex).updated ?? ""), images: kept };
+}
+
+/** Counts of one job's runs since start-up. */
+export interface JobCounters {
+  /** Runs that finished with every image in place. */
+  runsOk: number;
+  /** Runs where an image failed, or the job could not run at all. */
+  runsFailed: number;
+  /** Cron ticks skipped because the previous run of the job was still going. */
+  ticksSkipped: number;
+  imagesWritten: number;
+  imagesSkipped: number;
+  imagesFailed: number;
+  /** ISO time the last run ended, and its error (first failure) when it failed. */
+  lastRunEnd?: string;
+  lastError?: string;
+}
+
+/**
+ * Job runs and failures, counted for `/metrics` (pass one to {@link registerThumbnailCrons} and
+ * {@link runThumbnailJob} as `stats`); {@link JobStats.prometheus} renders them.
+ */
+export class JobStats {
+  readonly jobs = new Map<string, JobCounters>();
+
+  /** The counters of `job` (created at zero). */
+  of(job: string): JobCounters {
+    let c = this.jobs.get(job);
+    if (!c) {
+      c = {
+        runsOk: 0,
+        runsFailed: 0,
+        ticksSkipped: 0,
+        imagesWritten: 0,
+        imagesSkipped: 0,
+        imagesFailed: 0,
+      };
+      this.jobs.set(job, c);
+    }
+    return c;
+  }
+
+  /** Records a finished run (its report) or a run that could not run (its error). */
+  recordRun(job: string, outcome: ThumbnailRunReport | Error, end: Date): void {
+    const c = this.of(job);
+    c.lastRunEnd = end.toISOString();
+    if (outcome instanceof Error) {
+      c.runsFailed++;
+      c.lastError = outcome.message;
+      return;
+    }
+    c.imagesWritten += outcome.written.length;
+    c.imagesSkipped += outcome.skipped.length;
+    c.imagesFailed += outcome.failed.length;
+    if (outcome.failed.length) {
+      c.runsFailed++;
+      c.lastError = outcome.failed[0].error;
+    } else {
+      c.runsOk++;
+      delete c.lastError;
+    }
+  }
+
+  /**
+   * Prometheus text exposition (version 0.0.4) of the counters: `imagegen_thumbnail_runs_total`
+   * {job, outcome="ok"|"failed"}, `imagegen_thumbnail_images_total` {job,
+   * result="written"|"skipped"|"failed"}, `imagegen_thumbnail_ticks_skipped_total` {job} and
+   * `imagegen_thumbnail_last_run_ok` {job} (1 or 0; absent before the first run). Job names are
+   * letters, digits, spaces, `-`, `_`, so they need no escaping.
+   */
+  prometheus(): string {
+    const out: string[] = [];
+    const head = (name: string, type: string, help: string) =>
+      out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
+    head("imagegen_thumbnail_runs_total", "counter", "Thumbnail job runs by outcome.");
+    for (const [job, c] of this.jobs) {
+      out.push(`imagegen_thumbnail_runs_total{job="${job}",outcome="ok"} ${c.runsOk}`);
+      out.push(`imagegen_thumbnail_runs_total{job="${job}",outcome="failed"} ${c.runsFailed}`);
+    }
+    head("imagegen_thumbnail_images_total", "counter", "Thumbnail images by result.");
+    for (const [job, c] of this.jobs) {
+      for (
+        const [result, n] of [
+          ["written", c.imagesWritten],
+          ["skipped", c.imagesSkipped],
+          ["failed", c.imagesFailed],
+        ] as const
+      ) out.push(`imagegen_thumbnail_images_total{job="${job}",result="${result}"} ${n}`);
+    }
+    head(
+      "imagegen_thumbnail_ticks_skipped_total",
+      "counter",
+      "Cron ticks skipped because the job's previous run was still going.",
+    );
+    for (const [job, c] of this.jobs) {
+      out.push(`imagegen_thumbnail_ticks_skipped_total{job="${job}"} ${c.ticksSkipped}`);
+    }
+    head("imagegen_thumbnail_last_run_ok", "gauge", "1 when the job's last run wrote every image.");
+    for (const [job, c] of this.jobs) {
+      if (c.lastRunEnd) {
+        out.push(`imagegen_thumbnail_last_run_ok{job="${job}"} ${c.lastError ? 0 : 1}`);
+      }
+    }
+    return out.join("\n") + "\n";
+  }
 }
 
 /** Options of a run. */
@@ -249,20 +483,42 @@ export interface RunOptions {
   logger?: Logger;
   signal?: AbortSignal;
   now?: () => Date;
+  /** Counts the run (default: not counted). */
+  stats?: JobStats;
 }
 
 /**
- * Runs a job once: renders every prompt whose image is missing or was made with other settings,
- * writing each image and then the index atomically. Failures are logged and reported, never thrown
- * (except for a job that cannot run at all: unknown model or size).
+ * Runs a job once: renders every prompt whose image is missing, damaged or was made with other
+ * settings, writing each image and then the index atomically. Failures are logged and reported,
+ * never thrown (except for a job that cannot run at all: unknown model or size, output folder
+ * not writable). Counted in `opts.stats` either way.
  */
 export async function runThumbnailJob(
   job: ThumbnailJob,
   generator: ImageGenerator,
   opts: RunOptions = {},
 ): Promise<ThumbnailRunReport> {
-  const log = opts.logger ?? silentLogger;
   const now = opts.now ?? (() => new Date());
+  let report: ThumbnailRunReport;
+  try {
+    report = await renderJob(job, generator, opts, now);
+  } catch (e) {
+    if (!opts.signal?.aborted) {
+      opts.stats?.recordRun(job.name, e instanceof Error ? e : new Error(String(e)), now());
+    }
+    throw e;
+  }
+  opts.stats?.recordRun(job.name, report, now());
+  return report;
+}
+
+async function renderJob(
+  job: ThumbnailJob,
+  generator: ImageGenerator,
+  opts: RunOptions,
+  now: () => Date,
+): Promise<ThumbnailRunReport> {
+  const log = opts.logger ?? silentLogger;
   const models = generator.models();
   const model = job.model === undefined ? models[0] : models.find((m) => m.name === job.model);
   if (!model) throw new JobsFileError(`job ${job.name}: unknown model "${job.model}"`);
@@ -323,6 +579,8 @@ export async function runThumbnailJob(
         size: native,
         schedule: r.schedule,
         created: now().toISOString(),
+        bytes: r.png.length,
+        sha256: sha256Bytes(r.png),
       });
       await saveIndex();
       report.written.push(file);
@@ -337,7 +595,7 @@ export async function runThumbnailJob(
       });
     }
   }
-  if (report.written.length === 0 && !(await isFile(join(job.outDir, INDEX_FILE)))) {
+  if (report.written.length === 0 && !(await statOrUndefined(join(job.outDir, INDEX_FILE)))) {
     await saveIndex();
   }
   log[report.failed.length ? "warn" : "info"]("thumbnail job done", {
@@ -358,25 +616,28 @@ export type CronFn = (
 
 /**
  * Registers one cron per job; a tick that finds the previous run of the same job still going skips.
- * A run's failures are logged (and its missing images retried on the next tick).
+ * A run's failures are logged (and its missing images retried on the next tick) and counted in
+ * `opts.stats` with the skipped ticks.
  */
 export function registerThumbnailCrons(
   jobs: ThumbnailJob[],
   generator: ImageGenerator,
-  opts: { logger?: Logger; cron?: CronFn } = {},
+  opts: { logger?: Logger; cron?: CronFn; stats?: JobStats } = {},
 ): Promise<void>[] {
   const log = opts.logger ?? silentLogger;
   const cron: CronFn = opts.cron ?? ((n, s, h) => Deno.cron(n, s, h));
   return jobs.map((job) => {
+    opts.stats?.of(job.name); // listed in /metrics from start-up, at zero
     let running = false;
     return cron(job.name, job.cron, async () => {
       if (running) {
         log.warn("thumbnail job still running; tick skipped", { job: job.name });
+        if (opts.stats) opts.stats.of(job.name).ticksSkipped++;
         return;
       }
       running = true;
       try {
-        await runThumbnailJob(job, generator, { logger: log });
+        await runThumbnailJob(job, generator, { logger: log, stats: opts.stats });
       } catch (e) {
         log.error("thumbnail job failed", { job: job.name, ...errorFields(e) });
       } finally {

@@ -21,7 +21,7 @@
  * @module
  */
 
-import { type Tokenizer, TokenizerError } from "./tokenizer.ts";
+import { fixedLength, type TokenizedText, type Tokenizer, TokenizerError } from "./tokenizer.ts";
 
 /** Special-token names and padded length; defaults are CLIP's. */
 export interface ClipTokenizerOptions {
@@ -110,29 +110,46 @@ export class ClipTokenizer implements Tokenizer {
 
   /** The BPE symbols of `text` (after cleaning and pre-tokenisation), without bos/eos/padding. */
   tokenize(text: string): string[] {
-    const clean = text.normalize("NFC").replace(/\s+/g, " ").trim().toLowerCase();
-    const out: string[] = [];
-    for (const match of clean.matchAll(CLIP_PATTERN)) {
-      const piece = match[0];
-      if (this.#special.has(piece)) {
-        out.push(piece);
-        continue;
-      }
-      let mapped = "";
-      for (const byte of this.#encoder.encode(piece)) mapped += this.#byteChar[byte];
-      out.push(...this.#bpe(mapped));
-    }
-    return out;
+    return this.#symbols(text).symbols.map((s) => s.symbol);
   }
 
   /** Fixed-length ids: `[bos, …, eos, pad…]`. */
   encode(text: string): Int32Array {
-    const ids = new Int32Array(this.maxLength).fill(this.#pad);
-    const tokens = this.tokenize(text).slice(0, this.maxLength - 2);
-    ids[0] = this.#bos;
-    tokens.forEach((t, i) => (ids[i + 1] = this.#vocab.get(t) ?? this.#unk));
-    ids[tokens.length + 1] = this.#eos;
-    return ids;
+    const ids = this.split(text).tokens.map((t) => t.id);
+    return fixedLength(ids, this.maxLength, { bos: this.#bos, eos: this.#eos, pad: this.#pad });
+  }
+
+  /**
+   * The tokens of `text`, offsets into its cleaned form (step 1). Known = in the vocabulary and
+   * not a special token. CLIP's vocabulary holds every one of the 256 byte symbols, so with a
+   * complete vocabulary any non-space character gives known tokens (an emoji or a CJK character
+   * becomes one token or a few byte tokens, which CLIP's text encoder was trained on); only a
+   * vocabulary that lacks symbols gives unknown ones.
+   */
+  split(text: string): TokenizedText {
+    const { clean, symbols } = this.#symbols(text);
+    const tokens = symbols.map(({ symbol, start }) => {
+      const id = this.#vocab.get(symbol);
+      return { id: id ?? this.#unk, known: id !== undefined && !this.#special.has(symbol), start };
+    });
+    return { text: clean, tokens };
+  }
+
+  /** Steps 1–4: the cleaned text and its BPE symbols with their piece's offset in it. */
+  #symbols(text: string): { clean: string; symbols: { symbol: string; start: number }[] } {
+    const clean = text.normalize("NFC").replace(/\s+/g, " ").trim().toLowerCase();
+    const symbols: { symbol: string; start: number }[] = [];
+    for (const match of clean.matchAll(CLIP_PATTERN)) {
+      const piece = match[0], start = match.index;
+      if (this.#special.has(piece)) {
+        symbols.push({ symbol: piece, start });
+        continue;
+      }
+      let mapped = "";
+      for (const byte of this.#encoder.encode(piece)) mapped += this.#byteChar[byte];
+      for (const symbol of this.#bpe(mapped)) symbols.push({ symbol, start });
+    }
+    return { clean, symbols };
   }
 
   /** BPE of one byte-mapped piece (each character is one initial symbol). */

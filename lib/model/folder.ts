@@ -7,6 +7,7 @@
  */
 import { parseSchedulerConfig, type SchedulerConfig } from "../solvers/scheduler_config.ts";
 import { isFile } from "../io/fs.ts";
+import { permissionAdvice } from "../io/permissions.ts";
 
 /** A linear latent→RGB map for cheap previews: `rgb[c] = Σ_k weights[c][k]·latent[k] + bias[c]`. */
 export interface PreviewMap {
@@ -37,8 +38,11 @@ async function readJson<T>(path: string, what: string): Promise<T> {
   let text: string;
   try {
     text = await Deno.readTextFile(path);
-  } catch {
-    throw new Error(`${what}: ${path} not found`);
+  } catch (e) {
+    const advice = permissionAdvice(e, "read", path);
+    if (advice) throw new Error(`${what}: ${advice}`);
+    if (e instanceof Deno.errors.NotFound) throw new Error(`${what}: ${path} not found`);
+    throw new Error(`${what}: cannot read ${path} (${(e as Error).message})`);
   }
   try {
     return JSON.parse(text) as T;
@@ -83,4 +87,36 @@ export async function readModelFolder(dir: string): Promise<ModelFolder> {
     latentSize,
     latentChannels,
   };
+}
+
+/** Side in pixels of the images the model makes (the latent side for a pixel-space model). */
+export function outputSize(m: ModelFolder): number {
+  return m.vaeDecoderFile ? m.imageSize : m.latentSize;
+}
+
+/** The model listed first (the service's default) when its folder is present. */
+export const DEFAULT_MODEL = "emoji-ldm";
+
+/**
+ * The model folders under `modelsDir` (each subfolder with a `model_index.json`, the default
+ * model first, then by name), or `modelsDir` itself when it is a model folder.
+ */
+export async function modelFolders(modelsDir: string): Promise<string[]> {
+  const dir = modelsDir.replace(/\/+$/, "") || "/";
+  if (await isFile(`${dir}/model_index.json`)) return [dir];
+  const names: string[] = [];
+  try {
+    for await (const e of Deno.readDir(dir)) {
+      if (e.isDirectory && await isFile(`${dir}/${e.name}/model_index.json`)) names.push(e.name);
+    }
+  } catch (e) {
+    throw new Error(`models folder ${dir} cannot be read (${(e as Error).message})`);
+  }
+  if (names.length === 0) {
+    throw new Error(`no model folders (with model_index.json) in ${dir}`);
+  }
+  names.sort((a, b) =>
+    a === DEFAULT_MODEL ? -1 : b === DEFAULT_MODEL ? 1 : a < b ? -1 : a > b ? 1 : 0
+  );
+  return names.map((n) => `${dir}/${n}`);
 }

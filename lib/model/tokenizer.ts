@@ -26,6 +26,45 @@ export interface Tokenizer {
   readonly maxLength: number;
   /** `[start, tokens…, end]`, truncated keeping `end` last, padded to `maxLength`. */
   encode(text: string): Int32Array;
+  /**
+   * The prompt's tokens before truncation, without start/end/padding: `encode` keeps the first
+   * `maxLength − 2` of them. See {@link TokenizedText}.
+   */
+  split(text: string): TokenizedText;
+}
+
+/** One token of a prompt. */
+export interface PromptToken {
+  /** Its id (the unknown token's id when the vocabulary lacks it). */
+  id: number;
+  /** Whether it carries content: in the vocabulary and not a special token. */
+  known: boolean;
+  /** UTF-16 offset in {@link TokenizedText.text} where the word it belongs to starts. */
+  start: number;
+}
+
+/** A prompt as a tokenizer reads it. */
+export interface TokenizedText {
+  /** The text the offsets refer to: the prompt itself, or its normalised form (CLIP). */
+  text: string;
+  tokens: PromptToken[];
+}
+
+/**
+ * `[bos, ids…, eos]` truncated to `maxLength` (the first `maxLength − 2` ids kept, `eos` always
+ * last) and padded with `pad`: the fixed-length sequence both tokenizers produce.
+ */
+export function fixedLength(
+  ids: readonly number[],
+  maxLength: number,
+  special: { bos: number; eos: number; pad: number },
+): Int32Array {
+  const out = new Int32Array(maxLength).fill(special.pad);
+  const kept = ids.slice(0, maxLength - 2);
+  out[0] = special.bos;
+  out.set(kept, 1);
+  out[kept.length + 1] = special.eos;
+  return out;
 }
 
 /** A tokenizer folder's files, as text (`undefined` where the file is absent). */

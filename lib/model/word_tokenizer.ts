@@ -13,14 +13,38 @@
  * @module
  */
 
-import { type Tokenizer, TokenizerError } from "./tokenizer.ts";
+import { fixedLength, type TokenizedText, type Tokenizer, TokenizerError } from "./tokenizer.ts";
 
 /** The special tokens `vocab.json` must contain. */
 export const WORD_SPECIAL_TOKENS = ["<pad>", "<unk>", "<|startoftext|>", "<|endoftext|>"] as const;
 
 /** Lower-cases and splits on every run of characters outside [a-z0-9] (training's `words`). */
 export function splitWords(text: string): string[] {
-  return text.toLowerCase().split(/[^a-z0-9]+/).filter((w) => w.length > 0);
+  return wordsAt(text).map((w) => w.word);
+}
+
+/**
+ * {@link splitWords} with each word's UTF-16 offset in `text`. Lower-casing one code point at a
+ * time equals lower-casing the whole string here: the only context-dependent mapping (Greek final
+ * sigma) gives no letter of [a-z0-9] either way.
+ */
+export function wordsAt(text: string): { word: string; start: number }[] {
+  const out: { word: string; start: number }[] = [];
+  let word = "", start = 0, i = 0;
+  for (const ch of text) {
+    for (const c of ch.toLowerCase()) {
+      if ((c >= "a" && c <= "z") || (c >= "0" && c <= "9")) {
+        if (!word) start = i;
+        word += c;
+      } else if (word) {
+        out.push({ word, start });
+        word = "";
+      }
+    }
+    i += ch.length;
+  }
+  if (word) out.push({ word, start });
+  return out;
 }
 
 /** Word → id lookup with start/end/pad/unk tokens; see the module doc for the exact rule. */
@@ -53,11 +77,17 @@ export class WordTokenizer implements Tokenizer {
 
   /** Fixed-length ids for `text`. */
   encode(text: string): Int32Array {
-    const ids = new Int32Array(this.maxLength).fill(this.#pad);
-    const words = splitWords(text).slice(0, this.maxLength - 2);
-    ids[0] = this.#bos;
-    words.forEach((w, i) => (ids[i + 1] = this.#vocab.get(w) ?? this.#unk));
-    ids[words.length + 1] = this.#eos;
-    return ids;
+    const ids = this.split(text).tokens.map((t) => t.id);
+    return fixedLength(ids, this.maxLength, { bos: this.#bos, eos: this.#eos, pad: this.#pad });
+  }
+
+  /** Every word of `text` (offsets into `text` itself); known = in the vocabulary. */
+  split(text: string): TokenizedText {
+    const tokens = wordsAt(text).map(({ word, start }) => {
+      const id = this.#vocab.get(word);
+      // the special tokens contain "<", "|" or ">", so no word is one
+      return { id: id ?? this.#unk, known: id !== undefined, start };
+    });
+    return { text, tokens };
   }
 }

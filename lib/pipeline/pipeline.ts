@@ -12,6 +12,7 @@ import { encodePng, nchwToRgba, type RgbaImage } from "../image/png.ts";
 import { previewPng } from "../image/preview.ts";
 import { type ModelFolder, readModelFolder } from "../model/folder.ts";
 import { loadTokenizer, type Tokenizer } from "../model/tokenizer.ts";
+import { analyzePrompt } from "../model/prompt.ts";
 import { type BackendChoice, resolveBackend } from "../runtime/backend.ts";
 import { createSession, serialized } from "../runtime/session.ts";
 import type { Session, Tensor } from "../runtime/ort.ts";
@@ -254,6 +255,8 @@ export class Pipeline {
         timings: { textEncoderMs, unetMs, decoderMs, totalMs },
         skippedFraction: cache?.skippedFraction ?? 0,
         cacheBytes: cache?.stats.peakBytes ?? 0,
+        prompt: analyzePrompt(this.tokenizer, r.prompt).report,
+        negativePrompt: analyzePrompt(this.tokenizer, r.negativePrompt).report,
         profile,
       }));
     } finally {

@@ -11,7 +11,7 @@ import { SOLVERS } from "../solvers/solver.ts";
 /** Solvers by name. */
 export { SOLVERS };
 
-/** Limits every caller enforces. */
+/** Limits every caller enforces; prompt lengths count Unicode code points ({@link promptLength}). */
 export const LIMITS = {
   promptMaxChars: 1000,
   stepsMin: 1,
@@ -68,6 +68,24 @@ function int(field: string, v: unknown, min: number, max: number): number {
   return v;
 }
 
+/** A prompt's length in the one unit every caller counts: Unicode code points. */
+export function promptLength(text: string): number {
+  let n = 0;
+  for (const _ of text) n++;
+  return n;
+}
+
+/** Throws FieldError when `text` is longer than {@link LIMITS}`.promptMaxChars` code points. */
+export function checkPromptLength(field: string, text: string): void {
+  const n = promptLength(text);
+  if (n > LIMITS.promptMaxChars) {
+    throw new FieldError(
+      field,
+      `${field} must be at most ${LIMITS.promptMaxChars} characters (Unicode code points), got ${n}`,
+    );
+  }
+}
+
 /** A random seed in the PRNG's range, for requests that leave it out. */
 export function randomSeed(): number {
   return crypto.getRandomValues(new Uint32Array(1))[0];
@@ -80,16 +98,9 @@ export function resolveRequest(
 ): GenerateRequest {
   const prompt = str("prompt", input.prompt).trim();
   if (!prompt) throw new FieldError("prompt", "prompt must not be empty");
-  if (prompt.length > LIMITS.promptMaxChars) {
-    throw new FieldError("prompt", `prompt must be at most ${LIMITS.promptMaxChars} characters`);
-  }
+  checkPromptLength("prompt", prompt);
   const negative = input.negative === undefined ? "" : str("negative", input.negative);
-  if (negative.length > LIMITS.promptMaxChars) {
-    throw new FieldError(
-      "negative",
-      `negative must be at most ${LIMITS.promptMaxChars} characters`,
-    );
-  }
+  checkPromptLength("negative", negative);
   const solver = input.solver === undefined ? defaults.solver : str("solver", input.solver);
   if (!SOLVERS.includes(solver as SolverName)) {
     throw new FieldError("solver", `solver must be one of ${SOLVERS.join(", ")}`);

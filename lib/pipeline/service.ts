@@ -22,15 +22,12 @@ import type {
   ScheduleInfo,
   SolverName,
 } from "../pipeline/types.ts";
-import { readModelFolder } from "../model/folder.ts";
+import { modelFolders, readModelFolder } from "../model/folder.ts";
+import type { Tokenizer } from "../model/tokenizer.ts";
 import { Pipeline } from "./pipeline.ts";
 import { loadFastestPipeline } from "./fastest.ts";
 import { DEFAULTS } from "./request.ts";
 import { LatencyModel, type ModelLayout } from "./latency.ts";
-import { isFile } from "../io/fs.ts";
-
-/** The model listed first (the service's default) when its folder is present. */
-export const DEFAULT_MODEL = "emoji-ldm";
 
 /** Side of the images a pipeline makes. */
 function imageSize(p: Pipeline): number {
@@ -125,6 +122,11 @@ export class PipelineGenerator implements ImageGenerator {
     return this.pipelines.map(describeModel);
   }
 
+  /** {@link ImageGenerator.tokenizer}. */
+  tokenizer(model: string): Tokenizer {
+    return this.pipeline(model).tokenizer;
+  }
+
   /** {@link ImageGenerator.predictMs}, from this generator's measurements ({@link LatencyModel}). */
   predictMs(model: string, plan: PlanSpec): number {
     this.pipeline(model);
@@ -200,31 +202,7 @@ export class PipelineGenerator implements ImageGenerator {
 }
 
 /**
- * The model folders under `modelsDir` (each subfolder with a `model_index.json`, the default
- * model first, then by name), or `modelsDir` itself when it is a model folder.
- */
-export async function modelFolders(modelsDir: string): Promise<string[]> {
-  const dir = modelsDir.replace(/\/+$/, "") || "/";
-  if (await isFile(`${dir}/model_index.json`)) return [dir];
-  const names: string[] = [];
-  try {
-    for await (const e of Deno.readDir(dir)) {
-      if (e.isDirectory && await isFile(`${dir}/${e.name}/model_index.json`)) names.push(e.name);
-    }
-  } catch (e) {
-    throw new Error(`models folder ${dir} cannot be read (${(e as Error).message})`);
-  }
-  if (names.length === 0) {
-    throw new Error(`no model folders (with model_index.json) in ${dir}`);
-  }
-  names.sort((a, b) =>
-    a === DEFAULT_MODEL ? -1 : b === DEFAULT_MODEL ? 1 : a < b ? -1 : a > b ? 1 : 0
-  );
-  return names.map((n) => `${dir}/${n}`);
-}
-
-/**
- * Loads every model of `modelsDir` on `backend` (`auto`, `wasm` or `webgpu`) as the service's
+ * Loads every model of `modelsDir` (or the model folders listed) on `backend` (`auto`, `wasm` or `webgpu`) as the service's
  * generator, with each model's schedules from `<schedulesRoot>/<model name>/` (default: the
  * repository's `schedules/`). With `auto` on a host with a hardware WebGPU adapter, each model
  * goes to whichever of WebGPU and wasm generates faster ({@link loadFastestPipeline}).
@@ -232,7 +210,7 @@ export async function modelFolders(modelsDir: string): Promise<string[]> {
  * measured the host.
  */
 export async function loadGenerator(
-  modelsDir: string,
+  modelsDir: string | string[],
   backend: string,
   log: (line: string) => void = console.log,
   schedulesRoot?: string,
@@ -245,7 +223,8 @@ export async function loadGenerator(
   const pipelines: Pipeline[] = [];
   const race = backend === "auto" && (await resolveBackend("auto", log)).backend === "webgpu";
   try {
-    for (const dir of await modelFolders(modelsDir)) {
+    const dirs = Array.isArray(modelsDir) ? modelsDir : await modelFolders(modelsDir);
+    for (const dir of dirs) {
       const schedulesDir = schedulesRoot === undefined
         ? undefined
         : `${schedulesRoot}/${(await readModelFolder(dir)).name}`;

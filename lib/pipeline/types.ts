@@ -7,6 +7,7 @@
  * @module
  */
 import type { RgbaImage } from "../image/png.ts";
+import type { PromptReport } from "../model/prompt.ts";
 
 import type { SolverName } from "../solvers/solver.ts";
 
@@ -14,6 +15,7 @@ export type { SolverName };
 
 import type { Backend } from "../runtime/backend.ts";
 import type { CancelSignal } from "../unet/engine.ts";
+import type { Tokenizer } from "../model/tokenizer.ts";
 
 export type { Backend, CancelSignal };
 
@@ -83,6 +85,10 @@ export interface GenerateResult {
   skippedFraction: number;
   /** Peak bytes held by cached residuals during this generation. */
   cacheBytes: number;
+  /** What the text encoder read of the prompt: token count, limit, truncation, known tokens. */
+  prompt: PromptReport;
+  /** The same for the negative prompt. */
+  negativePrompt: PromptReport;
   /** Where the UNet time went (for latency prediction). */
   profile: UNetProfile;
 }
@@ -138,6 +144,8 @@ export interface ImageGenerator {
   models(): ModelInfo[];
   /** Predicted wall time in ms of a plan on this host, from measured per-segment latencies (updated as requests run). */
   predictMs(model: string, plan: PlanSpec): number;
+  /** The model's tokenizer (pure TypeScript: prompts are checked before any job is queued). */
+  tokenizer(model: string): Tokenizer;
   /** Makes one image; rejects with the signal's reason once `opts.signal` aborts (checked between segments). */
   generate(model: string, req: GenerateRequest, opts: ImageJobOptions): Promise<GenerateResult>;
 }

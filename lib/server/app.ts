@@ -40,6 +40,10 @@ export interface AppDeps {
   shutdownSignal?: AbortSignal;
   /** The generation workers' states, for `/healthz` and `/metrics`. */
   workers?: () => WorkerStatus[];
+  /** Model folders that failed their start-up check, for `/healthz` and `/v1/models`. */
+  unavailable?: { name: string; reason: string }[];
+  /** More Prometheus text appended to `/metrics` (e.g. the cron jobs' counters). */
+  moreMetrics?: () => string;
   /** Seed source for requests without `seed` (default: crypto random). */
   seedSource?: () => number;
   /** Folder of the built playground served at `GET /` (default web/dist of this checkout). */
@@ -185,7 +189,17 @@ export function createApp(deps: AppDeps): Hono {
     );
   }
 
-  app.route("/", opsRoutes({ generator: deps.generator, queue, metrics, workers: deps.workers }));
+  app.route(
+    "/",
+    opsRoutes({
+      generator: deps.generator,
+      queue,
+      metrics,
+      workers: deps.workers,
+      unavailable: deps.unavailable,
+      moreMetrics: deps.moreMetrics,
+    }),
+  );
   app.route("/", imagesRoutes(jobs, clock));
   app.route("/", pngRoutes(jobs, clock));
   app.route("/", playgroundRoutes(deps.playgroundDir));

@@ -179,6 +179,7 @@ export class JobQueue {
 export function queuedGenerator(generator: ImageGenerator, queue: JobQueue): ImageGenerator {
   return {
     models: () => generator.models(),
+    tokenizer: (model) => generator.tokenizer(model),
     predictMs: (model, plan) => generator.predictMs(model, plan),
     generate: (model, req, opts) =>
       queue.submit({

@@ -25,6 +25,7 @@ export function counting(inner: ImageGenerator): ImageGenerator & { calls: Call[
   return {
     calls,
     models: () => inner.models(),
+    tokenizer: (m: string) => inner.tokenizer(m),
     predictMs: (m, p) => inner.predictMs(m, p),
     generate(model, req, opts) {
       calls.push({ model, req, signal: opts.signal });
@@ -55,6 +56,7 @@ export function gated(inner: ImageGenerator): ImageGenerator & {
       for (const w of waiters.splice(0)) w();
     },
     models: () => inner.models(),
+    tokenizer: (m: string) => inner.tokenizer(m),
     predictMs: (m, p) => inner.predictMs(m, p),
     async generate(
       model: string,
@@ -88,6 +90,7 @@ export function failingOn(
   const state = {
     calls: 0,
     models: () => inner.models(),
+    tokenizer: (m: string) => inner.tokenizer(m),
     predictMs: (m: string, p: Parameters<ImageGenerator["predictMs"]>[1]) => inner.predictMs(m, p),
     generate(model: string, req: GenerateRequest, opts: ImageJobOptions) {
       state.calls++;
@@ -105,6 +108,7 @@ export function predicting(
 ): ImageGenerator {
   return {
     models: () => inner.models(),
+    tokenizer: (m: string) => inner.tokenizer(m),
     predictMs,
     generate: (m, r, o) => inner.generate(m, r, o),
   };

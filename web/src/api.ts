@@ -52,6 +52,12 @@ export interface ApiErrorBody {
 /** Solvers the service accepts. */
 export const SOLVERS = ["dpm", "ddim", "euler"] as const;
 
+/**
+ * Longest prompt the service accepts, in Unicode code points (the service's unit; an HTML
+ * `maxlength` would count UTF-16 units, so the form checks it here instead).
+ */
+export const MAX_PROMPT_CHARS = 1000;
+
 /** Previews asked for per image while streaming. */
 export const PARTIAL_IMAGES = 8;
 
@@ -92,6 +98,12 @@ function intField(field: keyof FormValues, raw: string, min: number, max: number
 export function requestBody(v: FormValues): Record<string, unknown> {
   const prompt = v.prompt.trim();
   if (prompt === "") throw new FormError("prompt", "type a prompt first");
+  for (const [field, text] of [["prompt", prompt], ["negativePrompt", v.negativePrompt]] as const) {
+    const n = [...text.trim()].length;
+    if (n > MAX_PROMPT_CHARS) {
+      throw new FormError(field, `${field} is ${n} characters; at most ${MAX_PROMPT_CHARS}`);
+    }
+  }
   const body: Record<string, unknown> = {
     prompt,
     stream: true,

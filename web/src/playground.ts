@@ -103,7 +103,9 @@ async function loadModels(): Promise<void> {
   ui.modelLine.textContent = `model ${model.id}, ${model.sizes.join(", ")}, on ${model.backend}`;
   // Steps stay empty (the model's default, shown as the placeholder) unless the user types some:
   // then a deadline may also be met with fewer steps; typed steps are kept exactly.
-  ui.steps.placeholder = `${model.defaults.steps} (default)`;
+  // The placeholder is the number alone: the field is a third of the form's width.
+  ui.steps.placeholder = String(model.defaults.steps);
+  ui.steps.title = `empty: the model's default, ${model.defaults.steps} steps`;
   ui.solver.value = model.defaults.solver;
   for (const opt of [...ui.cache.options]) {
     if (opt.value !== "auto" && opt.value !== "none") opt.remove();

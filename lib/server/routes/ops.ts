@@ -17,21 +17,26 @@ export interface OpsDeps {
   queue: JobQueue;
   metrics: Metrics;
   workers?: () => WorkerStatus[];
+  /** Model folders that failed their start-up check: listed with the reason, not served. */
+  unavailable?: { name: string; reason: string }[];
+  /** More Prometheus text appended to `/metrics`. */
+  moreMetrics?: () => string;
 }
 
 /**
- * The health of the replica: `ok` (every worker can serve), `degraded` (some worker is
- * restarting or failed, at least one serves), `unavailable` (none serves), `shutting_down`.
+ * The health of the replica: `ok` (every worker and every model folder can serve), `degraded`
+ * (some worker is restarting or failed, or a model folder failed its start-up check, but the
+ * replica serves), `unavailable` (no worker can serve), `shutting_down`.
  */
 export function healthStatus(
   closed: boolean,
   workers: WorkerStatus[],
+  unavailableModels = 0,
 ): "ok" | "degraded" | "unavailable" | "shutting_down" {
   if (closed) return "shutting_down";
-  if (workers.length === 0) return "ok";
   const serving = workers.filter((w) => w.state === "idle" || w.state === "busy").length;
-  if (serving === workers.length) return "ok";
-  return workers.some((w) => w.state !== "failed") ? "degraded" : "unavailable";
+  if (workers.length > 0 && !workers.some((w) => w.state !== "failed")) return "unavailable";
+  return serving === workers.length && unavailableModels === 0 ? "ok" : "degraded";
 }
 
 /** The operations routes. */
@@ -40,10 +45,12 @@ export function opsRoutes(deps: OpsDeps): Hono {
   const app = new Hono();
   app.get("/healthz", (c) => {
     const workers = deps.workers?.() ?? [];
-    const status = healthStatus(queue.closed, workers);
+    const unavailable = deps.unavailable ?? [];
+    const status = healthStatus(queue.closed, workers, unavailable.length);
     return c.json({
       status,
       models: generator.models().map((m) => m.name),
+      ...(unavailable.length ? { unavailable_models: unavailable } : {}),
       queue: { waiting: queue.waiting, running: queue.running, capacity: queue.concurrency },
       ...(deps.workers ? { workers } : {}),
     }, status === "ok" || status === "degraded" ? 200 : 503);
@@ -51,11 +58,13 @@ export function opsRoutes(deps: OpsDeps): Hono {
 
   app.get("/metrics", (c) => {
     c.header("content-type", "text/plain; version=0.0.4; charset=utf-8");
-    return c.body(metrics.render({
-      queueWaiting: queue.waiting,
-      queueRunning: queue.running,
-      workers: deps.workers?.(),
-    }));
+    return c.body(
+      metrics.render({
+        queueWaiting: queue.waiting,
+        queueRunning: queue.running,
+        workers: deps.workers?.(),
+      }) + (deps.moreMetrics?.() ?? ""),
+    );
   });
 
   app.get("/v1/models", (c) =>
@@ -81,6 +90,11 @@ export function opsRoutes(deps: OpsDeps): Hono {
           ...(s.quality?.fd !== undefined ? { fd: s.quality.fd } : {}),
         })),
       })),
+      ...(deps.unavailable?.length
+        ? {
+          unavailable: deps.unavailable.map((u) => ({ id: u.name, reason: u.reason })),
+        }
+        : {}),
     }));
   return app;
 }
