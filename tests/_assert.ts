@@ -8,12 +8,14 @@ import nodeAssert from "node:assert/strict";
 
 /** Fails unless `cond` is truthy. */
 export function assert(cond: unknown, msg?: string): asserts cond {
-  nodeAssert.ok(cond, msg);
+  if (msg === undefined) nodeAssert.ok(cond);
+  else nodeAssert.ok(cond, msg);
 }
 
 /** Deep strict equality. */
 export function assertEquals<T>(actual: T, expected: T, msg?: string): void {
-  nodeAssert.deepStrictEqual(actual, expected, msg);
+  if (msg === undefined) nodeAssert.deepStrictEqual(actual, expected);
+  else nodeAssert.deepStrictEqual(actual, expected, msg);
 }
 
 /** Fails unless `|actual − expected| <= tol`. */

@@ -74,13 +74,25 @@ Deno.test("bad flags: exit 2 with one message naming the flag, no model loaded",
       ["--prompt", "x", ...o, "--seed", "abc"],
       '--seed must be an integer, got "abc"',
     ],
-    ["negative seed", ["--prompt", "x", ...o, "--seed", "-1"], "--seed must be in 0..4294967295"],
-    ["steps 0", ["--prompt", "x", ...o, "--steps", "0"], "--steps must be in 1..100"],
-    ["steps 101", ["--prompt", "x", ...o, "--steps", "101"], "--steps must be in 1..100"],
+    [
+      "negative seed",
+      ["--prompt", "x", ...o, "--seed", "-1"],
+      "--seed must be an integer from 0 to 4294967295",
+    ],
+    [
+      "steps 0",
+      ["--prompt", "x", ...o, "--steps", "0"],
+      "--steps must be an integer from 1 to 100",
+    ],
+    [
+      "steps 101",
+      ["--prompt", "x", ...o, "--steps", "101"],
+      "--steps must be an integer from 1 to 100",
+    ],
     ["steps 2.5", ["--prompt", "x", ...o, "--steps", "2.5"], "--steps must be an integer"],
     ["unknown solver", ["--prompt", "x", ...o, "--solver", "heun"], "--solver must be one of"],
     ["guidance text", ["--prompt", "x", ...o, "--guidance", "lots"], "--guidance must be a number"],
-    ["guidance 31", ["--prompt", "x", ...o, "--guidance", "31"], "--guidance must be in 0..30"],
+    ["guidance 31", ["--prompt", "x", ...o, "--guidance", "31"], "--guidance must be from 0 to 30"],
     ["unknown backend", ["--prompt", "x", ...o, "--backend", "cuda"], "--backend must be one of"],
     ["unknown model", ["--prompt", "x", ...o, "--model", "nope"], "--model: nope is not a model"],
     ["empty prompt", ["--prompt", " ", ...o], "--prompt must not be empty"],
@@ -125,7 +137,11 @@ Deno.test("bad batch lines: exit 2 naming the file, line and field, before loadi
       ["hidden id", `{"id":".a","prompt":"x"}`, "line 1: id must be a plain file name"],
       ["number id", `{"id":5,"prompt":"x"}`, "line 1: id must be a plain file name"],
       ["unknown field", `{"id":"b","prompt":"x","size":64}`, 'line 1: unknown field "size"'],
-      ["steps out of range", `{"id":"b","prompt":"x","steps":500}`, "line 1: steps must be in"],
+      [
+        "steps out of range",
+        `{"id":"b","prompt":"x","steps":500}`,
+        "line 1: steps must be an integer from 1 to 100",
+      ],
       ["seed a string", `{"id":"b","prompt":"x","seed":"7"}`, "line 1: seed must be an integer"],
       ["unknown solver", `{"id":"b","prompt":"x","solver":"heun"}`, "line 1: solver must be one"],
       ["empty file", "\n\n", "has no lines"],
@@ -157,7 +173,7 @@ Deno.test("batch lines take the flags as defaults; groups share settings in orde
       '{"id":"d","prompt":"fig"}',
     ].join("\n"),
     "p.jsonl",
-    { steps: 2, seed: 1, negative: "blurry" },
+    { steps: 2, seed: 1, negative_prompt: "blurry" },
   );
   assertEquals(lines.map((l) => [l.id, l.req.steps, l.req.seed, l.req.negativePrompt]), [
     ["a", 2, 1, "blurry"],
@@ -261,7 +277,7 @@ Deno.test("prompt length is counted in Unicode code points, as the service count
   const r = await run(["--prompt", "a".repeat(1001), "--out", "a.png"]);
   assertEquals(r.code, 2);
   assert(
-    r.err[0].includes("--prompt must be at most 1000 characters (Unicode code points), got 1001"),
+    r.err[0].includes("--prompt is 1001 characters (Unicode code points); at most 1000"),
     r.err[0],
   );
 });
@@ -300,7 +316,7 @@ Deno.test("the task entry point: exit 2, one line on stderr, no stack trace", as
   const { code, stdout, stderr } = await cmd.output();
   const err = new TextDecoder().decode(stderr);
   assertEquals(code, 2);
-  assertEquals(err, "generate: --steps must be in 1..100\n");
+  assertEquals(err, "generate: --steps must be an integer from 1 to 100, got 0\n");
   assertEquals(stdout.length, 0);
 });
 

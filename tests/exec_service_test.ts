@@ -155,7 +155,7 @@ Deno.test("execution layer: serving promises hold with the real engine in a work
             }
           }
           assertEquals(arrivals[0].event, "queued");
-          assertEquals(arrivals.at(-1)!.event, "completed");
+          assertEquals(arrivals.at(-1)!.event, "image_generation.completed");
           assert(
             headersMs < 1000 && arrivals[0].ms < 1000,
             `first event after ${arrivals[0].ms} ms`,

@@ -111,7 +111,7 @@ Deno.test("parseThumbnailJobs names the job and the bad field", () => {
     [{ jobs: [{ ...good, outDir: "/tmp/x" }] }, "(jobs[0]).outDir"],
     [{ jobs: [{ ...good, steps: 0 }] }, "(jobs[0]).steps"],
     [{ jobs: [{ ...good, seed: -1 }] }, "(jobs[0]).seed"],
-    [{ jobs: [{ ...good, colour: "red" }] }, "jobs[0].colour: unknown field"],
+    [{ jobs: [{ ...good, colour: "red" }] }, 'job "a" (jobs[0]).colour: unknown field'],
   ];
   for (const [value, msg] of bad) {
     const e = assertThrows(() => parseThumbnailJobs(value), msg);
@@ -240,7 +240,15 @@ try { await checkThumbnailJobs("thumbnails.json", [${
 catch (e) { console.log(e.message); }`;
     await Deno.writeTextFile(`${dir}/check.ts`, script);
     const r = await new Deno.Command(Deno.execPath(), {
-      args: ["run", "--no-prompt", "--allow-read", "--allow-write=./thumbnails", "check.ts"],
+      args: [
+        "run",
+        "--config",
+        new URL("../deno.json", import.meta.url).pathname,
+        "--no-prompt",
+        "--allow-read",
+        "--allow-write=./thumbnails",
+        "check.ts",
+      ],
       cwd: dir,
       stdout: "piped",
       stderr: "piped",

@@ -8,7 +8,7 @@ import { createApp } from "../lib/server/app.ts";
 import { defaultConfig, type ServerConfig } from "../lib/server/config.ts";
 import type { ImageGenerator } from "../lib/pipeline/types.ts";
 import { silentLogger } from "../lib/io/log.ts";
-import { MAX_STEPS } from "../lib/server/validate.ts";
+import { LIMITS } from "../lib/pipeline/request.ts";
 import { testGenerator } from "./support/generator.ts";
 import { counting, failingOn, gated, predicting } from "./support/wrap_generator.ts";
 import {
@@ -225,7 +225,7 @@ Deno.test("bad inputs: each answered with the right 4xx naming the field", async
     ["seed too big", gen, jsonInit({ ...ok, seed: 2 ** 32 }), 400, "seed"],
     ["seed as string", gen, jsonInit({ ...ok, seed: "7" }), 400, "seed"],
     ["steps 0", gen, jsonInit({ ...ok, steps: 0 }), 400, "steps"],
-    ["steps too many", gen, jsonInit({ ...ok, steps: MAX_STEPS + 1 }), 400, "steps"],
+    ["steps too many", gen, jsonInit({ ...ok, steps: LIMITS.stepsMax + 1 }), 400, "steps"],
     ["guidance too high", gen, jsonInit({ ...ok, guidance_scale: 31 }), 400, "guidance_scale"],
     [
       "guidance not a number",
@@ -381,7 +381,10 @@ Deno.test("the expected queue wait counts: fits alone, refused behind a long job
   const { app } = await setup(g);
   const first = app.request("/generate", jsonInit({ prompt: "x", steps: 2, deadline_ms: 60_000 }));
   await inner.started;
-  const res = await app.request("/generate", jsonInit({ prompt: "y", deadline_ms: 1500 }));
+  const res = await app.request(
+    "/generate",
+    jsonInit({ prompt: "google dog face", deadline_ms: 1500 }),
+  );
   assertEquals(res.status, 503);
   assertEquals((await errorOf(res)).code, "queue_too_long");
   assertEquals(g.calls.length, 1);
@@ -389,7 +392,7 @@ Deno.test("the expected queue wait counts: fits alone, refused behind a long job
   assertEquals((await first).status, 200);
   const alone = await app.request(
     "/generate",
-    jsonInit({ prompt: "y", steps: 2, deadline_ms: 1500 }),
+    jsonInit({ prompt: "google dog face", steps: 2, deadline_ms: 1500 }),
   );
   assertEquals(alone.status, 200);
   await alone.arrayBuffer();
@@ -427,7 +430,10 @@ Deno.test("a deadline passing while queued → 504 and the job never runs", asyn
   const { app } = await setup(g);
   const first = app.request("/generate", jsonInit({ prompt: "x", steps: 2, deadline_ms: 60_000 }));
   await g.started;
-  const second = await app.request("/generate", jsonInit({ prompt: "y", deadline_ms: 100 }));
+  const second = await app.request(
+    "/generate",
+    jsonInit({ prompt: "google dog face", deadline_ms: 100 }),
+  );
   assertEquals(second.status, 504);
   await errorOf(second);
   g.release();
@@ -437,36 +443,51 @@ Deno.test("a deadline passing while queued → 504 and the job never runs", asyn
   assert(m.includes('imagegen_deadline_misses_total{stage="queue"} 1'), m);
 });
 
-Deno.test("SSE: queued, plan, progress with partial PNGs in step order, then completed", async () => {
+Deno.test("SSE: queued, plan, progress per step, OpenAI partial images, then completed images", async () => {
   const { app, model } = await setup();
   const res = await app.request(
     "/v1/images/generations",
-    jsonInit({ prompt: "x", steps: 4, stream: true, partial_images: 4, seed: 3 }),
+    jsonInit({ prompt: "x", steps: 4, stream: true, partial_images: 4, seed: 3, n: 2 }),
   );
   assertEquals(res.status, 200);
   assert(res.headers.get("content-type")!.startsWith("text/event-stream"));
   const events = parseSse(await res.text());
   const names = events.map((e) => e.event);
-  assertEquals(names[0], "queued");
-  assertEquals(names[1], "plan");
-  assertEquals(names.at(-1), "completed");
+  assertEquals(names.slice(0, 2), ["queued", "plan"]);
+  assertEquals(names.slice(-2), ["image_generation.completed", "image_generation.completed"]);
+  const middle = names.slice(2, -2);
+  assert(
+    middle.every((n) => n === "progress" || n === "image_generation.partial_image"),
+    `unexpected events: ${middle}`,
+  );
   const progress = events.filter((e) => e.event === "progress");
-  assertEquals(names.slice(2, -1), progress.map(() => "progress"));
-  const steps = progress.map((e) => e.data.step as number);
-  assert(steps.every((s, i) => i === 0 || s > steps[i - 1]), `steps out of order: ${steps}`);
-  assertEquals(steps.at(-1), 4);
-  const partials = progress.filter((e) => typeof e.data.b64_json === "string");
-  assert(partials.length >= 1);
-  partials.forEach((e, i) => {
-    assertEquals(e.data.partial_image_index, i);
-    b64PngSize(e.data.b64_json as string);
+  const steps = progress.filter((e) => e.data.image_index === 0).map((e) => e.data.step as number);
+  assertEquals(steps, [1, 2, 3, 4]);
+  const partials = events.filter((e) => e.event === "image_generation.partial_image");
+  assert(partials.length >= 2);
+  for (const image of [0, 1]) {
+    const mine = partials.filter((e) => e.data.image_index === image);
+    mine.forEach((e, i) => {
+      assertEquals(e.data.type, "image_generation.partial_image");
+      assertEquals(e.data.partial_image_index, i);
+      assertEquals([e.data.size, e.data.output_format], [`${model.width}x${model.height}`, "png"]);
+      b64PngSize(e.data.b64_json as string);
+    });
+  }
+  events.slice(-2).forEach((e, i) => {
+    const d = e.data as {
+      type: string;
+      b64_json: string;
+      image_index: number;
+      seed: number;
+      usage: { input_tokens: number };
+      plan: { steps: number; seed: number };
+    };
+    assertEquals([d.type, d.image_index, d.seed], ["image_generation.completed", i, 3 + i]);
+    assertEquals(b64PngSize(d.b64_json), { width: model.width, height: model.height });
+    assertEquals([d.plan.steps, d.plan.seed], [4, 3]);
+    assert(d.usage.input_tokens >= 1);
   });
-  const done = events.at(-1)!.data as {
-    data: { b64_json: string }[];
-    plan: { steps: number; seed: number };
-  };
-  assertEquals(b64PngSize(done.data[0].b64_json), { width: model.width, height: model.height });
-  assertEquals([done.plan.steps, done.plan.seed], [4, 3]);
 });
 
 Deno.test("SSE preview: fastest plan, streamed without asking", async () => {
@@ -474,7 +495,7 @@ Deno.test("SSE preview: fastest plan, streamed without asking", async () => {
   const res = await app.request("/v1/images/generations", jsonInit({ prompt: "x", preview: true }));
   assert(res.headers.get("content-type")!.startsWith("text/event-stream"));
   const events = parseSse(await res.text());
-  assertEquals(events.at(-1)!.event, "completed");
+  assertEquals(events.at(-1)!.event, "image_generation.completed");
   assertEquals((events.at(-1)!.data.plan as { reason: string }).reason, "fastest (preview)");
 });
 

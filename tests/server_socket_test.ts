@@ -59,7 +59,7 @@ Deno.test("socket: every endpoint answers", async () => {
     );
     const events = parseSse(await s.text());
     assertEquals(events[0].event, "queued");
-    assertEquals(events.at(-1)!.event, "completed");
+    assertEquals(events.at(-1)!.event, "image_generation.completed");
     const bad = await fetch(`${url}/generate`, jsonInit({ prompt: "apple", steps: "many" }));
     assertEquals(bad.status, 400);
     assertEquals((await bad.json()).error.param, "steps");

@@ -5,7 +5,7 @@ import {
   base64Bytes,
   describeSchedule,
   errorMessage,
-  FormError,
+  formField,
   type FormValues,
   PARTIAL_IMAGES,
   type PlanReport,
@@ -13,6 +13,8 @@ import {
   requestBody,
 } from "../web/src/api.ts";
 import { validateGeneration } from "../lib/server/validate.ts";
+import type { ApiError } from "../lib/server/errors.ts";
+import { testPipeline } from "./support/generator.ts";
 import type { ModelInfo } from "../lib/pipeline/types.ts";
 
 const FORM: FormValues = {
@@ -64,7 +66,8 @@ Deno.test("api: a named schedule sends neither steps nor solver (it fixes them)"
   assertEquals([body.cache, body.steps, body.solver], ["dpm-20-fast", undefined, undefined]);
 });
 
-Deno.test("api: every body the form builds passes the service's validation", () => {
+Deno.test("api: every body the form builds passes the service's validation", async () => {
+  const tokenizer = (await testPipeline()).tokenizer;
   for (
     const v of [
       FORM,
@@ -72,30 +75,35 @@ Deno.test("api: every body the form builds passes the service's validation", () 
       { ...FORM, cache: "dpm-20-fast", steps: "3", solver: "euler" },
     ]
   ) {
-    const p = validateGeneration(requestBody(v), [MODEL], "openai");
+    const body = requestBody(v) as Record<string, unknown>;
+    const p = validateGeneration(body, [MODEL], "openai", () => tokenizer);
     assert(p.stream, "streamed");
     assertEquals(p.partialImages, PARTIAL_IMAGES);
   }
 });
 
-Deno.test("api: bad form values name their field", () => {
-  const field = (v: Partial<FormValues>) => {
+Deno.test("api: bad values are the service's to name; the page marks the field it names", async () => {
+  const tokenizer = (await testPipeline()).tokenizer;
+  const param = (v: Partial<FormValues>) => {
+    const body = requestBody({ ...FORM, ...v }) as Record<string, unknown>;
     try {
-      requestBody({ ...FORM, ...v });
+      validateGeneration(body, [MODEL], "openai", () => tokenizer);
     } catch (e) {
-      if (e instanceof FormError) return e.field;
-      throw e;
+      return formField((e as ApiError).param);
     }
     return null;
   };
-  assertEquals(field({ prompt: "   " }), "prompt");
-  assertEquals(field({ seed: "-1" }), "seed");
-  assertEquals(field({ seed: "4294967296" }), "seed");
-  assertEquals(field({ steps: "0" }), "steps");
-  assertEquals(field({ steps: "2.5" }), "steps");
-  assertEquals(field({ deadlineS: "0" }), "deadlineS");
-  assertEquals(field({ deadlineS: "abc" }), "deadlineS");
-  assertThrows(() => requestBody({ ...FORM, steps: "101" }), "between 1 and 100");
+  assertEquals(param({ seed: "-1" }), "seed");
+  assertEquals(param({ seed: "4294967296" }), "seed");
+  assertEquals(param({ steps: "0" }), "steps");
+  assertEquals(param({ steps: "2.5" }), "steps");
+  assertEquals(param({ steps: "abc" }), "steps");
+  assertEquals(param({ deadlineS: "abc" }), "deadlineS");
+  assertEquals(param({ deadlineS: "601" }), "deadlineS");
+  assertEquals(param({ prompt: "🍎" }), "prompt");
+  assertEquals(param({ steps: "12" }), null);
+  // only an empty prompt is caught before sending
+  assertThrows(() => requestBody({ ...FORM, prompt: "   " }), "type a prompt first");
 });
 
 Deno.test("api: headers, schedule labels, error messages, base64", () => {
@@ -122,21 +130,25 @@ Deno.test("api: plan rows show the plan and the timings", () => {
   const plan: PlanReport = {
     model: "m",
     size: "64x64",
+    n: 1,
     steps: 20,
     solver: "dpm",
     schedule: null,
     cache_requested: "auto",
     reason: "fits",
     seed: 7,
+    seeds: [7],
     guidance_scale: 5,
     backend: "wasm",
     deadline_ms: 60000,
+    deadline_source: "default",
     predicted_ms: 812.4,
     queue_wait_ms: 0,
     elapsed_ms: 790.2,
     skipped_fraction: 0,
     cache_bytes: 0,
     timings: [{ text_encoder_ms: 10, unet_ms: 700, decoder_ms: 50, total_ms: 770.6 }],
+    prompt: { tokens: 3, max_tokens: 14, truncated: false, ignored_text: "" },
   };
   const rows = Object.fromEntries(planRows(plan));
   assertEquals(rows["cache schedule"], "none");

@@ -13,7 +13,14 @@ import { decodePng, type RgbaImage } from "../image/png.ts";
 import { Pipeline } from "../pipeline/pipeline.ts";
 import { DEFAULTS, FieldError, resolveRequest, SOLVERS } from "../pipeline/request.ts";
 import { verifyModelFolder } from "../model/manifest.ts";
-import { noPositionals, parseFlags, UsageError, usageMessage } from "./flags.ts";
+import {
+  flagProblem,
+  noPositionals,
+  parseFlags,
+  requestFields,
+  UsageError,
+  usageMessage,
+} from "./flags.ts";
 
 /** The `--help` text: every flag with its default. */
 export const USAGE = `usage: deno task evaluate [options]
@@ -73,11 +80,9 @@ export async function evaluateCommand(args: string[]): Promise<number> {
       const n = Number(flags.prompts ?? 256);
       if (n < 2 || n > 4096) throw new UsageError("--prompts must be in 2..4096");
       const base = resolveRequest({
+        ...requestFields({ steps: flags.steps, solver: flags.solver, guidance: flags.guidance }),
         prompt: "x",
         seed: 0,
-        steps: flags.steps,
-        solver: flags.solver,
-        guidance: flags.guidance,
         cache: flags.cache ?? "none",
       });
       await verifyModelFolder(modelDir);
@@ -117,7 +122,7 @@ export async function evaluateCommand(args: string[]): Promise<number> {
       return 2;
     }
     if (e instanceof FieldError) {
-      console.error(`evaluate: --${e.message}`);
+      console.error(`evaluate: ${flagProblem(e.field, e.message)}`);
       return 2;
     }
     console.error(`evaluate: ${(e as Error).message}`);

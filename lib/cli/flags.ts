@@ -121,3 +121,36 @@ export function noPositionals(positional: string[]): void {
 export function usageMessage(command: string, usage: string, e: UsageError): string {
   return `${command}: ${e.message}${e.showUsage ? `\n${usage}` : ""}`;
 }
+
+/** The image-request flags of the CLIs and the request fields (lib/pipeline/request.ts) they set. */
+export const REQUEST_FLAGS = {
+  prompt: "prompt",
+  negative: "negative_prompt",
+  seed: "seed",
+  steps: "steps",
+  guidance: "guidance_scale",
+  solver: "solver",
+  cache: "cache",
+} as const;
+
+/** The request fields the given flags set (absent flags are left out). */
+export function requestFields(
+  flags: Record<string, string | number | boolean | undefined>,
+): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [flag, field] of Object.entries(REQUEST_FLAGS)) {
+    if (flags[flag] !== undefined) out[field] = flags[flag];
+  }
+  return out;
+}
+
+/**
+ * A request field's problem as a flag's: `guidance_scale must be …` → `--guidance must be …`
+ * (`field` is the request field the message starts with).
+ */
+export function flagProblem(field: string, message: string): string {
+  const flag = Object.entries(REQUEST_FLAGS).find(([, f]) => f === field)?.[0] ?? field;
+  return message.startsWith(`${field} `)
+    ? `--${flag}${message.slice(field.length)}`
+    : `--${flag}: ${message}`;
+}

@@ -7,8 +7,8 @@
  *   deno task generate --batch prompts.jsonl --out-dir DIR [--batch-size N] [options as above]
  *
  * A batch file has one JSON object per line: `id` (a safe file name, unique), `prompt`, and
- * optionally `negative`, `seed`, `steps`, `solver`, `guidance`, `cache` (the flags give their
- * defaults); it writes `DIR/<id>.png` (examples/prompts.jsonl is one). Lines that share steps,
+ * optionally the HTTP API's request fields `negative_prompt`, `seed`, `steps`, `solver`,
+ * `guidance_scale`, `cache` (the flags give their defaults); it writes `DIR/<id>.png` (examples/prompts.jsonl is one). Lines that share steps,
  * solver, guidance and cache run together in one denoising loop (`--batch-size` at a time; the
  * images equal one-at-a-time runs). Every image is written to a temporary file and renamed, so a
  * failed or interrupted image leaves no partial file. Before the model loads, the model folder is
@@ -19,7 +19,14 @@
  *
  * @module
  */
-import { noPositionals, parseFlags, UsageError, usageMessage } from "./flags.ts";
+import {
+  flagProblem,
+  noPositionals,
+  parseFlags,
+  requestFields,
+  UsageError,
+  usageMessage,
+} from "./flags.ts";
 import { scheduleId } from "../cache/schedule.ts";
 import { writeFileAtomic } from "../io/atomic.ts";
 import { isFile } from "../io/fs.ts";
@@ -36,8 +43,8 @@ import { Pipeline } from "../pipeline/pipeline.ts";
 import {
   DEFAULTS,
   FieldError,
+  ImageRequestFields,
   LIMITS,
-  type RequestInput,
   resolveRequest,
   SOLVERS,
 } from "../pipeline/request.ts";
@@ -73,8 +80,8 @@ const FLAGS = {
   "batch-size": "int",
 } as const;
 
-/** Batch-line keys: the request flags under the same names, plus `id`. */
-const LINE_KEYS = ["id", "prompt", "negative", "seed", "steps", "solver", "guidance", "cache"];
+/** Batch-line keys: the request fields of the HTTP API (lib/pipeline/request.ts), plus `id`. */
+const LINE_KEYS = ["id", ...Object.keys(ImageRequestFields)];
 
 /** Default `--batch-size`. */
 const DEFAULT_BATCH_SIZE = 4;
@@ -142,21 +149,18 @@ export interface GenerateCommandOptions {
   printError?: (line: string) => void;
 }
 
-/** A FieldError's message as a flag error: "steps must be …" → "--steps must be …". */
+/** A FieldError's message as a flag error: "guidance_scale must be …" → "--guidance must be …". */
 function flagMessage(e: FieldError): string {
-  return e.message.startsWith(`${e.field} `) ? `--${e.message}` : `--${e.field}: ${e.message}`;
+  return flagProblem(e.field, e.message);
 }
 
 function resolvePath(cwd: string, p: string): string {
   return p.startsWith("/") ? p : `${cwd.replace(/\/+$/, "")}/${p}`;
 }
 
-/** The request fields the flags set (the defaults of batch lines). */
-function flagInput(flags: Record<string, string | number | boolean>): RequestInput {
-  const input: RequestInput = {};
-  for (const k of ["negative", "seed", "steps", "solver", "guidance", "cache"] as const) {
-    if (flags[k] !== undefined) input[k] = flags[k];
-  }
+/** The request fields the flags set but the prompt (the defaults of batch lines). */
+function flagInput(flags: Record<string, string | number | boolean>): Record<string, unknown> {
+  const { prompt: _, ...input } = requestFields(flags);
   return input;
 }
 
@@ -167,7 +171,7 @@ function flagInput(flags: Record<string, string | number | boolean>): RequestInp
 export function parseBatchLines(
   text: string,
   file: string,
-  defaults: RequestInput = {},
+  defaults: Record<string, unknown> = {},
 ): { line: number; id: string; req: GenerateRequest }[] {
   const out: { line: number; id: string; req: GenerateRequest }[] = [];
   const seen = new Map<string, number>();
@@ -210,7 +214,8 @@ export function parseBatchLines(
     if (obj.prompt === undefined) throw new UsageError(`${where}: missing prompt`);
     let req: GenerateRequest;
     try {
-      req = resolveRequest({ ...defaults, ...obj });
+      const { id: _id, ...fields } = obj;
+      req = resolveRequest({ ...defaults, ...fields });
     } catch (e) {
       if (e instanceof FieldError) throw new UsageError(`${where}: ${e.message}`);
       throw e;

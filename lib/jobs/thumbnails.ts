@@ -25,7 +25,8 @@ import { errorFields, type Logger, silentLogger } from "../io/log.ts";
 import { outputSize, readModelFolder } from "../model/folder.ts";
 import { assertPromptUsable, PromptError, truncationWarning } from "../model/prompt.ts";
 import { loadTokenizer, type Tokenizer } from "../model/tokenizer.ts";
-import { LIMITS, promptLength } from "../pipeline/request.ts";
+import { parseFields, Prompt, Seed, Steps } from "../pipeline/request.ts";
+import { z } from "zod";
 import type { GenerateRequest, ImageGenerator } from "../pipeline/types.ts";
 import { cronError } from "./cron.ts";
 
@@ -94,97 +95,72 @@ function jobLabel(i: number, name?: string): string {
   return name === undefined ? `jobs[${i}]` : `job ${JSON.stringify(name)} (jobs[${i}])`;
 }
 
+/** A non-empty string field of the jobs file. */
+const nonEmpty = z.string({
+  error: (i) => i.input === undefined ? "is required" : "must be a non-empty string",
+}).refine((x) => x.trim() !== "", { error: "must be a non-empty string" });
+
+/** One job as the jobs file writes it; prompts, steps and seed are the request's own fields. */
+const JobSchema = z.strictObject({
+  name: nonEmpty.refine((x) => /^[A-Za-z0-9 _-]{1,63}$/.test(x), {
+    error: "must be 1-63 letters, digits, spaces, '-' or '_'",
+  }),
+  cron: nonEmpty,
+  prompts: z.array(Prompt, { error: "must be a non-empty array of strings" })
+    .min(1, { error: "must be a non-empty array of strings" })
+    .max(MAX_PROMPTS, { error: `at most ${MAX_PROMPTS} prompts` })
+    .refine((ps) => new Set(ps).size === ps.length, { error: "has duplicates" }),
+  size: nonEmpty.refine((x) => /^\d{1,5}x\d{1,5}$/.test(x), {
+    error: (i) => `must look like "64x64", got ${JSON.stringify(i.input)}`,
+  }),
+  steps: Steps.optional(),
+  outDir: nonEmpty.refine(
+    (d) => !(d.startsWith("/") || /^[A-Za-z]:/.test(d) || d.split(/[\\/]/).includes("..")),
+    { error: "must be a relative path without '..'" },
+  ),
+  model: nonEmpty.optional(),
+  seed: Seed.optional(),
+});
+
+/** The jobs file: `{"jobs": [...]}`. */
+const JobsFileSchema = z.strictObject({ jobs: z.array(JobSchema, { error: "must be an array" }) }, {
+  error: 'must be an object like {"jobs": [...]}',
+});
+
 /**
  * Validates a parsed jobs file (`{jobs: [...]}`), throwing `JobsFileError` naming the job and
  * field. Cron expressions are checked with Deno.cron's own rules, including expressions that never
  * fire (on which Deno.cron crashes); `now` is where that search starts.
  */
 export function parseThumbnailJobs(value: unknown, now: Date = new Date()): ThumbnailJob[] {
-  const fail = (path: string, msg: string): never => {
-    throw new JobsFileError(`${path}: ${msg}`);
-  };
-  if (typeof value !== "object" || value === null || Array.isArray(value)) {
-    fail("(root)", 'must be an object like {"jobs": [...]}');
+  const r = parseFields(JobsFileSchema, value);
+  if (!r.ok) {
+    // `jobs[2].prompts[0] must …` → `job "nightly" (jobs[2]).prompts[0] must …`
+    const m = /^jobs\[(\d+)\]/.exec(r.problem.path);
+    const name = m ? (value as { jobs: { name?: unknown }[] }).jobs[Number(m[1])]?.name : undefined;
+    const badName = r.problem.path === `${m?.[0]}.name`;
+    const label = m && typeof name === "string" && !badName ? jobLabel(Number(m[1]), name) : m?.[0];
+    const message = r.problem.code === "unknown_field"
+      ? `${r.problem.path}: unknown field`
+      : r.problem.path === ""
+      ? `(root): ${r.problem.message}`
+      : r.problem.message.startsWith(r.problem.path)
+      ? `${r.problem.path}: ${r.problem.message.slice(r.problem.path.length + 1)}`
+      : `${r.problem.path || "(root)"}: ${r.problem.message}`;
+    throw new JobsFileError(label && m ? message.replace(m[0], label) : message);
   }
-  const root = value as Record<string, unknown>;
-  for (const k of Object.keys(root)) if (k !== "jobs") fail(k, "unknown field");
-  if (!Array.isArray(root.jobs)) fail("jobs", "must be an array");
-  const jobs: ThumbnailJob[] = [];
   const names = new Set<string>();
-  const allowed = new Set(["name", "cron", "prompts", "size", "steps", "outDir", "model", "seed"]);
-  (root.jobs as unknown[]).forEach((raw, i) => {
-    let at = jobLabel(i);
-    if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
-      fail(at, "must be an object");
+  r.value.jobs.forEach((job, i) => {
+    if (names.has(job.name)) {
+      throw new JobsFileError(`${jobLabel(i)}.name: duplicate job name "${job.name}"`);
     }
-    const j = raw as Record<string, unknown>;
-    for (const k of Object.keys(j)) if (!allowed.has(k)) fail(`${at}.${k}`, "unknown field");
-    const s = (k: string) => {
-      if (typeof j[k] !== "string" || (j[k] as string).trim() === "") {
-        fail(`${at}.${k}`, "must be a non-empty string");
-      }
-      return j[k] as string;
-    };
-    const name = s("name");
-    if (!/^[A-Za-z0-9 _-]{1,63}$/.test(name)) {
-      fail(`${at}.name`, "must be 1-63 letters, digits, spaces, '-' or '_'");
+    names.add(job.name);
+    const ce = cronError(job.cron, now);
+    if (ce) {
+      throw new JobsFileError(`${jobLabel(i, job.name)}.cron: ${JSON.stringify(job.cron)} ${ce}`);
     }
-    if (names.has(name)) fail(`${at}.name`, `duplicate job name "${name}"`);
-    names.add(name);
-    at = jobLabel(i, name);
-    const cron = s("cron");
-    const ce = cronError(cron, now);
-    if (ce) fail(`${at}.cron`, `${JSON.stringify(cron)} ${ce}`);
-    if (!Array.isArray(j.prompts) || j.prompts.length === 0) {
-      fail(`${at}.prompts`, "must be a non-empty array of strings");
-    }
-    const prompts = j.prompts as unknown[];
-    if (prompts.length > MAX_PROMPTS) fail(`${at}.prompts`, `at most ${MAX_PROMPTS} prompts`);
-    prompts.forEach((p, k) => {
-      if (typeof p !== "string" || p.trim() === "") {
-        fail(`${at}.prompts[${k}]`, "must be a non-empty string");
-      }
-      const n = promptLength(p as string);
-      if (n > LIMITS.promptMaxChars) {
-        fail(
-          `${at}.prompts[${k}]`,
-          `is ${n} characters (Unicode code points); at most ${LIMITS.promptMaxChars}`,
-        );
-      }
-    });
-    if (new Set(prompts).size !== prompts.length) fail(`${at}.prompts`, "has duplicates");
-    const size = s("size");
-    if (!/^\d{1,5}x\d{1,5}$/.test(size)) {
-      fail(`${at}.size`, `must look like "64x64", got "${size}"`);
-    }
-    const outDir = s("outDir");
-    if (
-      outDir.startsWith("/") || /^[A-Za-z]:/.test(outDir) || outDir.split(/[\\/]/).includes("..")
-    ) {
-      fail(`${at}.outDir`, "must be a relative path without '..'");
-    }
-    const job: ThumbnailJob = { name, cron, prompts: prompts as string[], size, outDir };
-    if (j.steps !== undefined) {
-      if (
-        !Number.isInteger(j.steps) || (j.steps as number) < LIMITS.stepsMin ||
-        (j.steps as number) > LIMITS.stepsMax
-      ) {
-        fail(`${at}.steps`, `must be an integer from ${LIMITS.stepsMin} to ${LIMITS.stepsMax}`);
-      }
-      job.steps = j.steps as number;
-    }
-    if (j.model !== undefined) job.model = s("model");
-    if (j.seed !== undefined) {
-      if (
-        !Number.isInteger(j.seed) || (j.seed as number) < 0 || (j.seed as number) > LIMITS.seedMax
-      ) {
-        fail(`${at}.seed`, `must be an integer from 0 to ${LIMITS.seedMax}`);
-      }
-      job.seed = j.seed as number;
-    }
-    jobs.push(job);
   });
-  return jobs;
+  return r.value.jobs;
 }
 
 /** Reads and validates a jobs file; errors name the file, the job and the field. */

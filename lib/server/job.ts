@@ -27,6 +27,7 @@ import type {
   Progress,
 } from "../pipeline/types.ts";
 import { isGuided } from "../solvers/guidance.ts";
+import { truncationWarning } from "../model/prompt.ts";
 
 /** A request that passed admission. */
 export interface Admission {
@@ -83,6 +84,11 @@ export interface PlanReport {
   skipped_fraction: number;
   cache_bytes: number;
   timings: { text_encoder_ms: number; unet_ms: number; decoder_ms: number; total_ms: number }[];
+  /**
+   * What the text encoder read of the prompt: its tokens, the most it reads, and, when the prompt
+   * is longer, the text past the window that was ignored (never silently: also logged).
+   */
+  prompt: { tokens: number; max_tokens: number; truncated: boolean; ignored_text: string };
 }
 
 /** What jobs are made of. */
@@ -144,9 +150,15 @@ export class GenerationJobs {
     receivedAt: number,
   ): Admission {
     const { generator, config, queue, clock, metrics } = this.deps;
-    const p = validateGeneration(body, generator.models(), route, this.deps.seedSource);
+    const p = validateGeneration(
+      body,
+      generator.models(),
+      route,
+      (m) => generator.tokenizer(m),
+      this.deps.seedSource,
+    );
     const dl = resolveDeadline({
-      bodyMs: body.deadline_ms,
+      bodyMs: p.deadlineMs,
       requestTimeout: headers.get("request-timeout"),
       prefer: headers.get("prefer"),
       defaultMs: config.defaultDeadlineMs,
@@ -358,12 +370,19 @@ export class GenerationJobs {
         decoder_ms: round(x.timings.decoderMs),
         total_ms: round(x.timings.totalMs),
       })),
+      prompt: {
+        tokens: p.promptReport.tokens,
+        max_tokens: p.promptReport.maxTokens,
+        truncated: p.promptReport.truncated,
+        ignored_text: p.promptReport.droppedText,
+      },
     };
   }
 
   /** Counts a finished job's images and logs it. */
   finished(route: string, a: Admission, o: JobOutcome, extra: Record<string, unknown> = {}) {
     const plan = this.report(a, o);
+    const truncated = truncationWarning("prompt", a.p.promptReport);
     for (const r of o.results) {
       this.deps.metrics.image(
         r.skippedFraction,
@@ -384,6 +403,7 @@ export class GenerationJobs {
       elapsedMs: plan.elapsed_ms,
       queueWaitMs: plan.queue_wait_ms,
       deadlineMs: plan.deadline_ms,
+      ...(truncated ? { warning: truncated } : {}),
     });
     return plan;
   }

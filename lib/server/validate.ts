@@ -1,29 +1,16 @@
 /**
- * Request validation: the body is read with a size limit, must be JSON of the right content type,
- * and every field is checked with an error that names it. Errors are `ApiError`s that the app turns
- * into `{error: {message, type, param, code}}`; nothing else ever reaches a client.
+ * Request validation for the generation routes: the JSON body (content type, UTF-8, an object),
+ * then its fields against the one request schema (`lib/pipeline/request.ts`), then what depends
+ * on the loaded models (the model, its size and schedules, and that the prompt has a word the
+ * model knows). Every error is an {@link ApiError} that names the field.
  *
  * @module
  */
 import type { ModelInfo, SolverName } from "../pipeline/types.ts";
 import { ApiError, badField } from "./errors.ts";
-import { LIMITS, SOLVERS as PIPELINE_SOLVERS } from "../pipeline/request.ts";
-
-/** Longest prompt or negative prompt, in characters (the pipeline's limit). */
-export const MAX_PROMPT_CHARS = LIMITS.promptMaxChars;
-/** Most images per request. */
-export const MAX_N = 4;
-/** Largest step count (the pipeline's limit). */
-export const MAX_STEPS = LIMITS.stepsMax;
-/** Guidance scale limits, inclusive (the pipeline's). */
-export const MIN_GUIDANCE = LIMITS.guidanceMin;
-export const MAX_GUIDANCE = LIMITS.guidanceMax;
-/** Largest seed (seeds are unsigned 32-bit). */
-export const MAX_SEED = LIMITS.seedMax;
-/** Most partial images a streamed request may ask for per image. */
-export const MAX_PARTIAL_IMAGES = 50;
-/** Solvers a request may name. */
-export const SOLVERS: readonly SolverName[] = PIPELINE_SOLVERS;
+import { ImagesApiRequest, LIMITS, parseFields } from "../pipeline/request.ts";
+import { assertPromptUsable, PromptError, type PromptReport } from "../model/prompt.ts";
+import type { Tokenizer } from "../model/tokenizer.ts";
 
 /**
  * Parses a JSON body (its size is limited before, by Hono's `bodyLimit`): `Content-Type` must be
@@ -73,6 +60,8 @@ export interface GenerationParams {
   model: ModelInfo;
   prompt: string;
   negativePrompt: string;
+  /** What the text encoder reads of the prompt (tokens, truncation). */
+  promptReport: PromptReport;
   n: number;
   /** Seed of the first image; image i uses `(seed + i) mod 2^32`. */
   seed: number;
@@ -83,176 +72,83 @@ export interface GenerationParams {
   solver: SolverName;
   /** `auto`, `none` or a schedule name of the model. */
   cache: string;
+  /** `deadline_ms` as sent (checked against the service's limit by the deadline resolver). */
+  deadlineMs?: number;
   preview: boolean;
   stream: boolean;
   /** Preview images per generated image while streaming (0 = progress without images). */
   partialImages: number;
+  /** OpenAI's `quality` as asked (`auto` when absent): reported back, changes nothing. */
+  quality: string;
 }
 
 /** Which endpoint is validating: the OpenAI-compatible JSON one or `/generate` (one PNG). */
 export type Route = "openai" | "png";
-
-const FIELDS = new Set([
-  "prompt",
-  "negative_prompt",
-  "n",
-  "size",
-  "response_format",
-  "output_format",
-  "user",
-  "model",
-  "seed",
-  "steps",
-  "guidance_scale",
-  "solver",
-  "cache",
-  "deadline_ms",
-  "preview",
-  "stream",
-  "partial_images",
-]);
-
-function str(body: Record<string, unknown>, key: string): string | undefined {
-  const v = body[key];
-  if (v === undefined || v === null) return undefined;
-  if (typeof v !== "string") throw badField(key, `${key} must be a string`, "invalid_type");
-  return v;
-}
-
-function int(
-  body: Record<string, unknown>,
-  key: string,
-  min: number,
-  max: number,
-): number | undefined {
-  const v = body[key];
-  if (v === undefined || v === null) return undefined;
-  if (typeof v !== "number" || !Number.isInteger(v)) {
-    throw badField(key, `${key} must be an integer`, "invalid_type");
-  }
-  if (v < min || v > max) throw badField(key, `${key} must be between ${min} and ${max}, got ${v}`);
-  return v;
-}
-
-function bool(body: Record<string, unknown>, key: string): boolean | undefined {
-  const v = body[key];
-  if (v === undefined || v === null) return undefined;
-  if (typeof v !== "boolean") throw badField(key, `${key} must be true or false`, "invalid_type");
-  return v;
-}
-
-function text(body: Record<string, unknown>, key: string, required: boolean): string {
-  const v = str(body, key);
-  if (v === undefined) {
-    if (required) throw badField(key, `${key} is required`, "missing_field");
-    return "";
-  }
-  if (required && v.trim() === "") throw badField(key, `${key} must not be empty`);
-  const chars = [...v].length;
-  if (chars > MAX_PROMPT_CHARS) {
-    throw badField(key, `${key} is ${chars} characters long; at most ${MAX_PROMPT_CHARS} allowed`);
-  }
-  return v;
-}
 
 function randomSeed(): number {
   return crypto.getRandomValues(new Uint32Array(1))[0];
 }
 
 /**
- * Validates a generation body against the loaded models. Throws `ApiError` (400, or 404 for an
- * unknown model) naming the first bad field.
+ * Validates a generation body against the request schema and the loaded models. Throws
+ * `ApiError` (400, or 404 for an unknown model) naming the first bad field.
  */
 export function validateGeneration(
   body: Record<string, unknown>,
   models: ModelInfo[],
   route: Route,
+  tokenizer: (model: string) => Tokenizer,
   seedSource: () => number = randomSeed,
 ): GenerationParams {
-  for (const key of Object.keys(body)) {
-    if (!FIELDS.has(key)) {
-      throw badField(key, `unknown field "${key.slice(0, 64)}"`, "unknown_field");
-    }
+  const parsed = parseFields(ImagesApiRequest, body);
+  if (!parsed.ok) {
+    const { path, message, code } = parsed.problem;
+    throw badField(path, message, code);
   }
-  const modelName = str(body, "model");
-  const model = modelName === undefined ? models[0] : models.find((m) => m.name === modelName);
+  const v = parsed.value;
+  const model = v.model == null ? models[0] : models.find((m) => m.name === v.model);
   if (!model) {
     throw new ApiError(404, {
-      message: `model "${modelName!.slice(0, 100)}" does not exist; available: ${
+      message: `model "${v.model!.slice(0, 100)}" does not exist; available: ${
         models.map((m) => m.name).join(", ")
       }`,
       param: "model",
       code: "model_not_found",
     });
   }
-  const prompt = text(body, "prompt", true).trim();
-  const negativePrompt = text(body, "negative_prompt", false);
-  const n = int(body, "n", 1, MAX_N) ?? 1;
-  if (route === "png" && n !== 1) {
-    throw badField("n", "POST /generate answers one PNG; use /v1/images/generations for n > 1");
+  let promptReport: PromptReport;
+  try {
+    promptReport = assertPromptUsable(tokenizer(model.name), v.prompt, "prompt").report;
+  } catch (e) {
+    if (e instanceof PromptError) throw badField(e.field, e.message, "unusable_prompt");
+    throw e;
+  }
+  const n = v.n ?? 1;
+  if (route === "png") {
+    if (n !== 1) {
+      throw badField("n", "POST /generate answers one PNG; use /v1/images/generations for n > 1");
+    }
+    if (v.response_format != null) {
+      throw badField("response_format", "POST /generate answers PNG bytes; drop response_format");
+    }
+    if (v.stream) {
+      throw badField(
+        "stream",
+        "POST /generate answers PNG bytes; use /v1/images/generations to stream",
+      );
+    }
   }
   const native = `${model.width}x${model.height}`;
-  const size = str(body, "size");
-  if (size !== undefined && size !== "auto") {
-    if (!/^\d{1,5}x\d{1,5}$/.test(size)) {
-      throw badField("size", `size must look like "${native}", got "${size.slice(0, 32)}"`);
-    }
-    if (size !== native) {
-      throw badField(
-        "size",
-        `size ${size} is not supported by model ${model.name}; supported: ${native}`,
-        "unsupported_size",
-      );
-    }
-  }
-  const rf = str(body, "response_format");
-  if (rf !== undefined && rf !== "b64_json") {
+  if (v.size != null && v.size !== "auto" && v.size !== native) {
     throw badField(
-      "response_format",
-      `response_format "${rf.slice(0, 32)}" is not supported; only "b64_json" is`,
-      "unsupported_value",
+      "size",
+      `size ${v.size} is not supported by model ${model.name}; supported: ${native}`,
+      "unsupported_size",
     );
   }
-  if (route === "png" && rf !== undefined) {
-    throw badField("response_format", "POST /generate answers PNG bytes; drop response_format");
-  }
-  const of = str(body, "output_format");
-  if (of !== undefined && of !== "png") {
-    throw badField(
-      "output_format",
-      `output_format "${of.slice(0, 32)}" is not supported; only "png" is`,
-    );
-  }
-  const user = str(body, "user");
-  if (user !== undefined && user.length > 256) {
-    throw badField("user", "user is longer than 256 characters");
-  }
-  const seed = int(body, "seed", 0, MAX_SEED) ?? (seedSource() >>> 0);
-  let steps = int(body, "steps", LIMITS.stepsMin, MAX_STEPS);
-  const gs = body.guidance_scale;
-  let guidanceScale = model.defaults.guidanceScale;
-  if (gs !== undefined && gs !== null) {
-    if (typeof gs !== "number" || !Number.isFinite(gs)) {
-      throw badField("guidance_scale", "guidance_scale must be a number", "invalid_type");
-    }
-    if (gs < MIN_GUIDANCE || gs > MAX_GUIDANCE) {
-      throw badField(
-        "guidance_scale",
-        `guidance_scale must be between ${MIN_GUIDANCE} and ${MAX_GUIDANCE}, got ${gs}`,
-      );
-    }
-    guidanceScale = gs;
-  }
-  const solverRaw = str(body, "solver");
-  if (solverRaw !== undefined && !(SOLVERS as readonly string[]).includes(solverRaw)) {
-    throw badField(
-      "solver",
-      `unknown solver "${solverRaw.slice(0, 32)}"; one of ${SOLVERS.join(", ")}`,
-      "unsupported_value",
-    );
-  }
-  let solver = (solverRaw as SolverName | undefined) ?? model.defaults.solver;
-  const cache = str(body, "cache") ?? "auto";
+  let steps = v.steps ?? undefined;
+  let solver: SolverName = v.solver ?? model.defaults.solver;
+  const cache = v.cache ?? "auto";
   let stepsPinned = steps !== undefined;
   if (cache !== "auto" && cache !== "none") {
     const sched = model.schedules.find((s) => s.name === cache);
@@ -272,41 +168,34 @@ export function validateGeneration(
         `schedule ${sched.name} is for ${sched.steps} steps, got steps ${steps}`,
       );
     }
-    if (solverRaw !== undefined && solverRaw !== sched.solver) {
+    if (v.solver != null && v.solver !== sched.solver) {
       throw badField(
         "solver",
-        `schedule ${sched.name} is for solver ${sched.solver}, got ${solverRaw}`,
+        `schedule ${sched.name} is for solver ${sched.solver}, got ${v.solver}`,
       );
     }
     steps = sched.steps;
     solver = sched.solver;
     stepsPinned = true;
   }
-  const preview = bool(body, "preview") ?? false;
-  const streamRaw = bool(body, "stream");
-  if (route === "png" && streamRaw) {
-    throw badField(
-      "stream",
-      "POST /generate answers PNG bytes; use /v1/images/generations to stream",
-    );
-  }
-  const stream = route === "openai" && (streamRaw ?? preview);
-  const partialImages = int(body, "partial_images", 0, MAX_PARTIAL_IMAGES) ??
-    (preview ? MAX_PARTIAL_IMAGES : 3);
+  const preview = v.preview ?? false;
   return {
     model,
-    prompt,
-    negativePrompt,
+    prompt: v.prompt.trim(),
+    negativePrompt: v.negative_prompt ?? "",
+    promptReport,
     n,
-    seed,
+    seed: v.seed ?? (seedSource() >>> 0),
     steps: steps ?? model.defaults.steps,
     stepsPinned,
-    guidanceScale,
+    guidanceScale: v.guidance_scale ?? model.defaults.guidanceScale,
     solver,
     cache,
+    deadlineMs: v.deadline_ms ?? undefined,
     preview,
-    stream,
-    partialImages,
+    stream: route === "openai" && (v.stream ?? preview),
+    partialImages: v.partial_images ?? (preview ? LIMITS.partialImagesMax : 3),
+    quality: v.quality ?? "auto",
   };
 }
 

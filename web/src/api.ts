@@ -4,6 +4,8 @@
  *
  * @module
  */
+import type { ImagesApiRequestInput } from "../../lib/pipeline/request.ts";
+import type { PlanReport } from "../../lib/server/job.ts";
 
 /** A shipped cache schedule, as `GET /v1/models` lists it. */
 export interface ScheduleEntry {
@@ -23,40 +25,13 @@ export interface ModelEntry {
   schedules: ScheduleEntry[];
 }
 
-/** The plan report of a finished request (`plan` of the `completed` event). */
-export interface PlanReport {
-  model: string;
-  size: string;
-  steps: number;
-  solver: string;
-  schedule: string | null;
-  cache_requested: string;
-  reason: string;
-  seed: number;
-  guidance_scale: number;
-  backend: string;
-  deadline_ms: number;
-  predicted_ms: number;
-  queue_wait_ms: number;
-  elapsed_ms: number;
-  skipped_fraction: number;
-  cache_bytes: number;
-  timings: { text_encoder_ms: number; unet_ms: number; decoder_ms: number; total_ms: number }[];
-}
+/** The plan report of a finished request (`plan` of each `image_generation.completed` event). */
+export type { PlanReport };
 
 /** The service's error body. */
 export interface ApiErrorBody {
   error: { message: string; type: string; param: string | null; code: string | null };
 }
-
-/** Solvers the service accepts. */
-export const SOLVERS = ["dpm", "ddim", "euler"] as const;
-
-/**
- * Longest prompt the service accepts, in Unicode code points (the service's unit; an HTML
- * `maxlength` would count UTF-16 units, so the form checks it here instead).
- */
-export const MAX_PROMPT_CHARS = 1000;
 
 /** Previews asked for per image while streaming. */
 export const PARTIAL_IMAGES = 8;
@@ -83,27 +58,21 @@ export class FormError extends Error {
   }
 }
 
-function intField(field: keyof FormValues, raw: string, min: number, max: number): number {
+/** A number when `raw` reads as one, else the text itself (the service names what is wrong). */
+function numberOrText(raw: string): number | string {
   const v = raw.trim();
-  if (!/^\d+$/.test(v)) throw new FormError(field, `${field} must be a whole number`);
-  const n = Number(v);
-  if (n < min || n > max) throw new FormError(field, `${field} must be between ${min} and ${max}`);
-  return n;
+  return v !== "" && Number.isFinite(Number(v)) ? Number(v) : v;
 }
 
 /**
  * The JSON body of a streamed `POST /v1/images/generations` for the form. A named schedule fixes
- * its own steps and solver, so those are sent only with `auto` or `none`. Throws `FormError`.
+ * its own steps and solver, so those are sent only with `auto` or `none`. Ranges are the service's
+ * to check (its 400 names the field, which the page marks); only an empty prompt is caught here.
+ * Throws `FormError`.
  */
-export function requestBody(v: FormValues): Record<string, unknown> {
+export function requestBody(v: FormValues): ImagesApiRequestInput {
   const prompt = v.prompt.trim();
   if (prompt === "") throw new FormError("prompt", "type a prompt first");
-  for (const [field, text] of [["prompt", prompt], ["negativePrompt", v.negativePrompt]] as const) {
-    const n = [...text.trim()].length;
-    if (n > MAX_PROMPT_CHARS) {
-      throw new FormError(field, `${field} is ${n} characters; at most ${MAX_PROMPT_CHARS}`);
-    }
-  }
   const body: Record<string, unknown> = {
     prompt,
     stream: true,
@@ -111,19 +80,30 @@ export function requestBody(v: FormValues): Record<string, unknown> {
     cache: v.cache || "auto",
   };
   if (v.negativePrompt.trim() !== "") body.negative_prompt = v.negativePrompt.trim();
-  if (v.seed.trim() !== "") body.seed = intField("seed", v.seed, 0, 0xffffffff);
+  if (v.seed.trim() !== "") body.seed = numberOrText(v.seed);
   if (body.cache === "auto" || body.cache === "none") {
-    if (v.steps.trim() !== "") body.steps = intField("steps", v.steps, 1, 100);
+    if (v.steps.trim() !== "") body.steps = numberOrText(v.steps);
     if (v.solver !== "") body.solver = v.solver;
   }
   if (v.deadlineS.trim() !== "") {
-    const s = Number(v.deadlineS.trim());
-    if (!Number.isFinite(s) || s <= 0 || s > 600) {
-      throw new FormError("deadlineS", "deadline must be between 0 and 600 seconds");
-    }
-    body.deadline_ms = Math.max(1, Math.round(s * 1000));
+    const s = numberOrText(v.deadlineS);
+    body.deadline_ms = typeof s === "number" ? Math.round(s * 1000) : s;
   }
-  return body;
+  return body as ImagesApiRequestInput;
+}
+
+/** The form field a service error's `param` names, if any. */
+export function formField(param: string | null | undefined): keyof FormValues | undefined {
+  const fields: Record<string, keyof FormValues> = {
+    prompt: "prompt",
+    negative_prompt: "negativePrompt",
+    seed: "seed",
+    steps: "steps",
+    solver: "solver",
+    cache: "cache",
+    deadline_ms: "deadlineS",
+  };
+  return param ? fields[param] : undefined;
 }
 
 /** Request headers, with the bearer token when one is given. */

@@ -12,6 +12,7 @@ import {
   describeSchedule,
   errorMessage,
   FormError,
+  formField,
   type FormValues,
   type ModelEntry,
   type PlanReport,
@@ -217,17 +218,14 @@ async function generate(): Promise<void> {
     if (!res.ok || !res.body) {
       const err = await safeJson(res);
       if (res.status === 401) ui.token.classList.add("invalid");
-      const param = (err as { error?: { param?: string } } | null)?.error?.param;
-      const field = Object.keys(fieldInputs).find((k) =>
-        (k === "deadlineS" ? "deadline_ms" : k === "negativePrompt" ? "negative_prompt" : k) ===
-          param
-      ) as keyof FormValues | undefined;
+      const field = formField((err as { error?: { param?: string } } | null)?.error?.param);
       if (field) fieldInputs[field].classList.add("invalid");
       setStatus(errorMessage(res.status, res.statusText, err), true);
       return;
     }
     if (model === null) void loadModels();
     let finished = false;
+    let steps = 0;
     for await (const ev of readSse(res.body)) {
       const data = JSON.parse(ev.data);
       if (ev.event === "queued") {
@@ -245,13 +243,14 @@ async function generate(): Promise<void> {
         );
       } else if (ev.event === "progress") {
         ui.progress.value = data.step / data.steps;
-        if (typeof data.b64_json === "string") showPreview(data.b64_json, data.step, data.steps);
-      } else if (ev.event === "completed") {
+        steps = data.steps;
+      } else if (ev.event === "image_generation.partial_image") {
+        showPreview(data.b64_json, data.step, steps);
+      } else if (ev.event === "image_generation.completed") {
         finished = true;
-        const first = data.data[0] as { b64_json: string; seed: number };
-        showResult(first.b64_json, first.seed, data.plan as PlanReport);
+        showResult(data.b64_json, data.seed, data.plan as PlanReport);
         ui.progress.value = 1;
-        setStatus(`done in ${Math.round(performance.now() - t0)} ms (seed ${first.seed})`);
+        setStatus(`done in ${Math.round(performance.now() - t0)} ms (seed ${data.seed})`);
       } else if (ev.event === "error") {
         finished = true;
         setStatus(errorMessage(data.status, "", data), true);

@@ -1,8 +1,16 @@
 /**
  * `POST /v1/images/generations`: OpenAI-compatible image generation, answered as JSON
  * (`{created, data: [{b64_json, seed}], plan}`) or, with `stream: true`, as Server-Sent Events
- * through Hono's `streamSSE`: the headers and `queued` at once, `plan` when the job starts, one
- * `progress` per finished step (with preview PNGs), then `completed` or `error`.
+ * through Hono's `streamSSE`, in OpenAI's image streaming format plus this service's own events
+ * (types that do not clash with OpenAI's; clients that switch on `type` skip them):
+ *
+ * - `queued` at once (with the headers), `plan` when the job starts, one `progress` per finished
+ *   step (step counts only);
+ * - OpenAI's `image_generation.partial_image` for each preview (`b64_json`,
+ *   `partial_image_index`, …, plus `image_index` and `step`);
+ * - OpenAI's `image_generation.completed` for each finished image (`b64_json`, `usage`, …, plus
+ *   `image_index`, `seed` and the `plan` report), the last events of the stream;
+ * - or `error` with the OpenAI error body, which the official SDKs raise as an API error.
  *
  * @module
  */
@@ -17,6 +25,20 @@ import { parseJsonBody } from "../validate.ts";
 export const SSE_KEEPALIVE_MS = 15_000;
 
 const ROUTE = "/v1/images/generations";
+/** OpenAI's image streaming event types. */
+const PARTIAL = "image_generation.partial_image";
+const COMPLETED = "image_generation.completed";
+
+/** The fields OpenAI's image stream events repeat: what was asked for, as this service makes it. */
+function imageFields(a: Admission) {
+  return {
+    created_at: created(),
+    size: `${a.p.model.width}x${a.p.model.height}`,
+    quality: a.p.quality,
+    background: "opaque",
+    output_format: "png",
+  };
+}
 const round = (x: number) => Math.round(x * 10) / 10;
 const created = () => Math.floor(Date.now() / 1000);
 
@@ -85,18 +107,23 @@ function stream(c: Context, jobs: GenerationJobs, a: Admission, clock: () => num
           deadline_ms: a.deadlineMs,
         }),
       onProgress: (i, pr) => {
-        const ev: Record<string, unknown> = {
+        send("progress", {
           type: "progress",
           image_index: i,
           step: pr.step,
           steps: pr.steps,
           elapsed_ms: round(pr.elapsedMs),
-        };
+        });
         if (pr.preview) {
-          ev.partial_image_index = partialIndex[i] = (partialIndex[i] ?? -1) + 1;
-          ev.b64_json = encodeBase64(pr.preview);
+          send(PARTIAL, {
+            type: PARTIAL,
+            ...imageFields(a),
+            b64_json: encodeBase64(pr.preview),
+            partial_image_index: partialIndex[i] = (partialIndex[i] ?? -1) + 1,
+            image_index: i,
+            step: pr.step,
+          });
         }
-        send("progress", ev);
       },
     });
   } catch (e) {
@@ -117,12 +144,23 @@ function stream(c: Context, jobs: GenerationJobs, a: Admission, clock: () => num
     try {
       o = await job.outcome;
       const plan = jobs.finished(ROUTE, a, o, { stream: true });
-      send("completed", {
-        type: "completed",
-        created: created(),
-        data: o.results.map((r) => ({ b64_json: encodeBase64(r.png), seed: r.seed })),
-        plan,
-      });
+      const input = Math.min(plan.prompt.tokens, plan.prompt.max_tokens);
+      o.results.forEach((r, i) =>
+        send(COMPLETED, {
+          type: COMPLETED,
+          ...imageFields(a),
+          b64_json: encodeBase64(r.png),
+          usage: {
+            input_tokens: input,
+            output_tokens: 0,
+            total_tokens: input,
+            input_tokens_details: { text_tokens: input, image_tokens: 0 },
+          },
+          image_index: i,
+          seed: r.seed,
+          plan,
+        })
+      );
     } catch (e) {
       const err = e as { status?: number; toJSON?: () => object };
       if (err.status !== 499 && err.toJSON) {
