@@ -77,6 +77,24 @@ Deno.test("execution layer: serving promises hold with the real engine in a work
     });
     assert(Number.isFinite(predictedLong), "the worker's warm-up measured the host");
 
+    await t.step(
+      "predictions are calibrated at start: the first request is predicted, not 3x off",
+      async () => {
+        const { svc, url } = await serve(pool);
+        try {
+          const res = await fetch(
+            `${url}/v1/images/generations`,
+            jsonInit({ prompt: "google red apple", steps: 20, cache: "none" }),
+          );
+          const { plan } = await res.json();
+          const ratio = (plan.elapsed_ms - plan.queue_wait_ms) / plan.predicted_ms;
+          assert(ratio > 1 / 3 && ratio < 3, `measured / predicted = ${ratio}`);
+        } finally {
+          await svc.shutdown();
+        }
+      },
+    );
+
     await t.step("/healthz answers while a long generation runs", async () => {
       const { svc, url } = await serve(pool);
       try {

@@ -52,6 +52,9 @@ Deno.test("static: built files are served without a token, with their types", as
       assert(r.headers.get("content-type")!.startsWith(type), path);
       assertEquals(await r.text(), body);
     }
+    // Browsers ask for a favicon unprompted: no 404/401 noise from the playground.
+    const icon = await a.request("/favicon.ico");
+    assertEquals(icon.status, 204);
     // The API itself still needs the token.
     assertEquals((await a.request("/v1/models")).status, 401);
     const ok = await a.request("/v1/models", { headers: { authorization: `Bearer ${TOKEN}` } });

@@ -20,9 +20,12 @@ const ASSETS: Record<string, [file: string, type: string]> = {
   "/style.css": ["style.css", "text/css; charset=utf-8"],
 };
 
+/** Browsers ask for it unprompted; it is answered `204` (no icon), publicly. */
+const FAVICON = "/favicon.ico";
+
 /** True for the paths the playground serves (they skip bearer auth). */
 export function isPlaygroundPath(path: string): boolean {
-  return Object.hasOwn(ASSETS, path);
+  return Object.hasOwn(ASSETS, path) || path === FAVICON;
 }
 
 const NOT_BUILT = `<!doctype html>
@@ -41,6 +44,7 @@ then reload. The API works without it: <code>POST /v1/images/generations</code>,
  */
 export function playgroundRoutes(dir: string = DEFAULT_PLAYGROUND_DIR): Hono {
   const app = new Hono();
+  app.get(FAVICON, (c) => c.body(null, 204, { "cache-control": "max-age=86400" }));
   for (const [path, [file, type]] of Object.entries(ASSETS)) {
     app.get(path, async (c) => {
       let body: Uint8Array<ArrayBuffer>;
