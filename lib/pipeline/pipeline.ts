@@ -19,7 +19,7 @@ import { float32Tensor, numericTensor, toFloat32 } from "../runtime/tensors.ts";
 import { applyGuidance } from "../solvers/guidance.ts";
 import { createSolver } from "../solvers/mod.ts";
 import { gaussianNoise } from "../solvers/noise.ts";
-import type { BlockPolicy } from "../unet/engine.ts";
+import type { AbortLike, BlockPolicy, EngineOptions } from "../unet/engine.ts";
 import { UNetEngine } from "../unet/engine.ts";
 import type {
   Backend,
@@ -35,6 +35,8 @@ export interface PipelineOptions {
   /** Folder of this model's shipped schedules (default `schedules/<model name>`). */
   schedulesDir?: string;
   log?: (line: string) => void;
+  /** How the UNet engine runs (static shapes, weights, graph capture; defaults are the fast path). */
+  engine?: Omit<EngineOptions, "backend" | "log">;
 }
 
 /** Text embeddings of a batch: `[uncond × B, cond × B]` (or cond only without guidance). */
@@ -77,7 +79,7 @@ export class Pipeline {
     const { backend } = await resolveBackend(opts.backend ?? "auto", log);
     const tokenizer = await loadTokenizer(model.tokenizerDir);
     const textEncoder = await createSession(await Deno.readFile(model.textEncoderFile), backend);
-    const unet = await UNetEngine.load(model.unetDir, { backend, log });
+    const unet = await UNetEngine.load(model.unetDir, { ...opts.engine, backend, log });
     const vaeDecoder = model.vaeDecoderFile
       ? await createSession(await Deno.readFile(model.vaeDecoderFile), backend)
       : null;
@@ -124,7 +126,7 @@ export class Pipeline {
     emb: Embeddings,
     policy: BlockPolicy | undefined,
     guidanceScale: number,
-    signal?: AbortSignal,
+    signal?: AbortLike,
   ): Promise<Float32Array> {
     const m = this.model;
     const input = emb.guided ? new Float32Array(sample.length * 2) : sample;
