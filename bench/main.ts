@@ -1,5 +1,5 @@
 /**
- * `deno task bench [split|pipeline|caching|load|all] [flags]`: runs the named benchmarks (default
+ * `deno task bench [split|pipeline|caching|load|gpu|all] [flags]`: runs the named benchmarks (default
  * split and pipeline), prints a table of each and writes `bench/results/<name>.json`. Flags go to
  * the one benchmark named (see each file's doc); `all` takes none.
  *
@@ -9,6 +9,9 @@
  * - caching: the paper's Table 1 on our model (bench/caching.ts; writes its own results).
  * - load: the service in-process under concurrent requests with deadlines (bench/load.ts; flags
  *   --requests, --concurrency, --deadline-ms, --time-limit-ms, --steps, --backend).
+ * - gpu: the UNet engine's fast paths (static shapes, load-time dequantization, graph capture)
+ *   against the previous configuration, ms and WebGPU API calls per evaluation
+ *   (bench/gpu_engine.ts; flags --backend, --evals, --rounds, --images, --variants, …).
  *
  * @module
  */
@@ -23,7 +26,7 @@ import {
 } from "./pipeline.ts";
 
 /** The benchmarks by name, in the order `all` runs them. */
-export const BENCHES = ["split", "pipeline", "caching", "load"] as const;
+export const BENCHES = ["split", "pipeline", "caching", "load", "gpu"] as const;
 
 /** A benchmark's name. */
 export type BenchName = typeof BENCHES[number];
@@ -138,11 +141,17 @@ async function runLoadBench(args: string[]): Promise<void> {
   }
 }
 
+async function runGpu(args: string[]): Promise<void> {
+  const { runBenchEngine } = await import("./gpu_engine.ts");
+  await runBenchEngine(args);
+}
+
 const RUNNERS: Record<BenchName, (args: string[]) => Promise<void>> = {
   split: runSplit,
   pipeline: runPipeline,
   caching: runCaching,
   load: runLoadBench,
+  gpu: runGpu,
 };
 
 /** Runs the benchmarks a command line names; resolves with the exit code. */
