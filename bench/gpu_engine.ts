@@ -102,11 +102,16 @@ export interface BenchEngineRow {
   calls?: GpuCalls;
   /** Nodes of the optimized segment graphs per execution provider, summed (bench/gpu_nodes.ts). */
   optimized_nodes?: NodeCounts;
-  /** Median ms per image and per UNet evaluation within an image (images > 0). */
+  /**
+   * Median ms per image and per UNet evaluation within an image, and process CPU ms per image
+   * (images > 0), uncached and with the schedule.
+   */
   image_ms?: number;
   image_eval_ms?: number;
+  image_cpu_ms?: number;
   cached_image_ms?: number;
   cached_image_eval_ms?: number;
+  cached_image_cpu_ms?: number;
 }
 
 /** What {@link benchEngine} measured. */
@@ -164,12 +169,15 @@ export async function benchEngine(opts: BenchEngineOptions): Promise<BenchEngine
     const evalTimes = new Map(loaded.map((l) => [l.name, [] as number[]]));
     const evalCpu = new Map(loaded.map((l) => [l.name, [] as number[]]));
     const calls = new Map<string, GpuCalls[]>();
-    const images = new Map<
-      string,
-      { none: number[]; noneUnet: number[]; c: number[]; cUnet: number[] }
-    >(
-      loaded.map((l) => [l.name, { none: [], noneUnet: [], c: [], cUnet: [] }]),
-    );
+    type ImageTimes = Record<"none" | "noneUnet" | "noneCpu" | "c" | "cUnet" | "cCpu", number[]>;
+    const images = new Map<string, ImageTimes>(loaded.map((l) => [l.name, {
+      none: [],
+      noneUnet: [],
+      noneCpu: [],
+      c: [],
+      cUnet: [],
+      cCpu: [],
+    }]));
     const evaluate = (l: (typeof loaded)[0], k: number) =>
       // a fresh latent array each time, as the solver hands one per step
       l.p.evalUNet(latent.slice(), solver.timesteps[k % opts.steps], l.emb, undefined, 4);
@@ -214,15 +222,15 @@ export async function benchEngine(opts: BenchEngineOptions): Promise<BenchEngine
         for (let i = 0; i < opts.images; i++) {
           const seed = 100 + r * opts.images + i;
           const m = images.get(l.name)!;
-          let t0 = performance.now();
-          let res = await image(l, "none", seed);
-          m.none.push(performance.now() - t0);
-          m.noneUnet.push(res.timings.unetMs / opts.steps);
-          if (schedule) {
-            t0 = performance.now();
-            res = await image(l, schedule, seed);
-            m.c.push(performance.now() - t0);
-            m.cUnet.push(res.timings.unetMs / opts.steps);
+          for (const [cache, key] of [["none", "none"], [schedule, "c"]] as const) {
+            if (!cache) continue;
+            const t0 = performance.now();
+            const c0 = process.cpuUsage();
+            const res = await image(l, cache, seed);
+            const c1 = process.cpuUsage(c0);
+            m[key].push(performance.now() - t0);
+            m[`${key}Unet`].push(res.timings.unetMs / opts.steps);
+            m[`${key}Cpu`].push((c1.user + c1.system) / 1000);
           }
         }
       }
@@ -268,9 +276,11 @@ export async function benchEngine(opts: BenchEngineOptions): Promise<BenchEngine
         const m = images.get(l.name)!;
         row.image_ms = round1(median(m.none));
         row.image_eval_ms = round1(median(m.noneUnet));
+        row.image_cpu_ms = round1(median(m.noneCpu));
         if (schedule) {
           row.cached_image_ms = round1(median(m.c));
           row.cached_image_eval_ms = round1(median(m.cUnet));
+          row.cached_image_cpu_ms = round1(median(m.cCpu));
         }
       }
       return row;
@@ -310,7 +320,16 @@ export function formatBenchEngine(r: BenchEngineResult): string {
     "CPU ms/eval",
     ...(r.rows.some((x) => x.optimized_nodes) ? ["graph nodes (EP)"] : []),
     ...(gpu ? ["dispatches", "writeBuffer", "bytes", "submits", "read-backs", "copies"] : []),
-    ...(imgs ? ["ms/image", "ms/eval in image", `ms/image ${r.schedule}`, "ms/eval cached"] : []),
+    ...(imgs
+      ? [
+        "ms/image",
+        "CPU ms/image",
+        "ms/eval in image",
+        `ms/image ${r.schedule}`,
+        "CPU ms/image cached",
+        "ms/eval cached",
+      ]
+      : []),
     ...(gpu ? ["captured"] : []),
   ];
   const lines = r.rows.map((x) => {
@@ -333,9 +352,14 @@ export function formatBenchEngine(r: BenchEngineResult): string {
         )
         : []),
       ...(imgs
-        ? [x.image_ms, x.image_eval_ms, x.cached_image_ms, x.cached_image_eval_ms].map((n) =>
-          n === undefined ? "—" : n.toFixed(1)
-        )
+        ? [
+          x.image_ms,
+          x.image_cpu_ms,
+          x.image_eval_ms,
+          x.cached_image_ms,
+          x.cached_image_cpu_ms,
+          x.cached_image_eval_ms,
+        ].map((n) => n === undefined ? "—" : n.toFixed(1))
         : []),
       ...(gpu ? [x.captured] : []),
     ];
