@@ -5,7 +5,8 @@
  *
  * @module
  */
-import { BlockCache } from "../cache/policy.ts";
+import { BlockCache, type ScaleShiftApply, scaleShiftOnCpu } from "../cache/policy.ts";
+import { GpuScaleShift } from "../cache/scale_shift_gpu.ts";
 import { ScheduleRegistry } from "../cache/registry.ts";
 import type { Schedule } from "../cache/schedule.ts";
 import { encodePng, nchwToRgba, type RgbaImage } from "../image/png.ts";
@@ -62,6 +63,8 @@ function elapsed(t0: number): number {
 
 /** A loaded model, ready to make images. */
 export class Pipeline {
+  private gpuScaleShift: Promise<GpuScaleShift> | undefined;
+
   private constructor(
     readonly model: ModelFolder,
     readonly backend: Backend,
@@ -196,7 +199,9 @@ export class Pipeline {
     const { signal, onProgress } = opts;
     const schedule = await this.resolveSchedule(first.cache, first.solver, first.steps);
     // no schedule, no cache: an uncached run stores no residuals
-    const cache = schedule ? new BlockCache(schedule, this.unet.blocks) : undefined;
+    const cache = schedule
+      ? new BlockCache(schedule, this.unet.blocks, true, await this.scaleShiftApply())
+      : undefined;
     const B = reqs.length;
     const guided = first.guidanceScale !== 1;
     let emb: Embeddings | undefined;
@@ -253,6 +258,18 @@ export class Pipeline {
       emb?.tensor.dispose();
       cache?.dispose();
     }
+  }
+
+  /** The block cache's scale-shift: on the GPU for GPU values on WebGPU, else on the CPU. */
+  private async scaleShiftApply(): Promise<ScaleShiftApply> {
+    const gpu = this.unet.gpuContext();
+    if (!gpu) return scaleShiftOnCpu;
+    this.gpuScaleShift ??= gpu.then((c) => new GpuScaleShift(c));
+    const onGpu = await this.gpuScaleShift;
+    return (stored, ss, previous) =>
+      stored.location === "gpu-buffer" && (!previous || previous.location === "gpu-buffer")
+        ? onGpu.apply(stored, ss, previous)
+        : scaleShiftOnCpu(stored, ss, previous);
   }
 
   /** A preview PNG of the first image's predicted clean latent. */

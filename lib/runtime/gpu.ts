@@ -42,15 +42,40 @@ export async function ortDevice(): Promise<GPUDevice> {
 
 const STORAGE = 0x80 | 0x04 | 0x08; // GPUBufferUsage.STORAGE | COPY_SRC | COPY_DST
 
+/** A typed array over read-back bytes, as onnxruntime-web's CPU tensors of that type hold them. */
+export function typedArrayOf(
+  dtype: string,
+  bytes: ArrayBuffer,
+): ort.Tensor.DataTypeMap[ort.Tensor.GpuBufferDataTypes] {
+  switch (dtype) {
+    case "float32":
+      return new Float32Array(bytes);
+    case "float16":
+      return new Uint16Array(bytes);
+    case "int64":
+      return new BigInt64Array(bytes);
+    case "int32":
+      return new Int32Array(bytes);
+    case "uint32":
+      return new Uint32Array(bytes);
+    case "uint8":
+    case "bool":
+      return new Uint8Array(bytes);
+    default:
+      throw new Error(`no typed array for ${dtype} tensors`);
+  }
+}
+
 /**
  * Storage buffers on one device, recycled by size: a buffer given back is handed out again to the
- * next request of the same padded size instead of allocating a new one.
+ * next request of the same padded size instead of allocating a new one. Its tensors can be read
+ * back (`getData()`) through `transfers`.
  */
 export class GpuBufferPool {
   private free = new Map<number, GPUBuffer[]>();
   private closed = false;
 
-  constructor(readonly device: GPUDevice) {}
+  constructor(readonly device: GPUDevice, private readonly transfers: GpuTransfers) {}
 
   /** A storage buffer of at least `bytes` bytes (contents undefined when recycled). */
   acquire(bytes: number): GPUBuffer {
@@ -67,12 +92,14 @@ export class GpuBufferPool {
     list.push(buffer);
   }
 
-  /** A tensor over a pooled buffer; its `dispose()` gives the buffer back. */
+  /** A tensor over a pooled buffer; `dispose()` gives the buffer back, `getData()` reads it. */
   tensor(dtype: string, dims: readonly number[]): Tensor {
-    const buffer = this.acquire(tensorByteLength(dtype, dims));
+    const bytes = tensorByteLength(dtype, dims);
+    const buffer = this.acquire(bytes);
     return ort.Tensor.fromGpuBuffer(buffer, {
       dataType: dtype as ort.Tensor.GpuBufferDataTypes,
       dims,
+      download: async () => typedArrayOf(dtype, await this.transfers.read(buffer, bytes)),
       dispose: () => this.release(buffer),
     });
   }
@@ -85,14 +112,22 @@ export class GpuBufferPool {
   }
 }
 
+/** The buffers and transfer queue a WebGPU UNet engine shares with its helpers. */
+export interface GpuContext {
+  pool: GpuBufferPool;
+  transfers: GpuTransfers;
+}
+
 /**
- * Transfers on one device in queue order: CPU→GPU writes, GPU→GPU copies (recorded into one
- * command encoder and submitted by {@link flush}, which must run before the next session run that
- * reads them) and read-backs.
+ * Transfers on one device in queue order: CPU→GPU writes, GPU→GPU copies and small compute passes
+ * (recorded into one command encoder and submitted by {@link flush}, which must run before the next
+ * session run that reads them) and read-backs.
  */
 export class GpuTransfers {
   private encoder: GPUCommandEncoder | undefined;
   private staging = new Map<number, GPUBuffer>();
+  /** Read-backs one at a time: a staging buffer cannot be mapped twice. */
+  private reading: Promise<unknown> = Promise.resolve();
 
   constructor(readonly device: GPUDevice) {}
 
@@ -121,6 +156,14 @@ export class GpuTransfers {
     this.encoder.copyBufferToBuffer(src, 0, dst, 0, Math.ceil(bytes / 4) * 4);
   }
 
+  /** Records a compute pass (`record` sets its pipeline, bind groups and dispatches). */
+  compute(record: (pass: GPUComputePassEncoder) => void): void {
+    this.encoder ??= this.device.createCommandEncoder();
+    const pass = this.encoder.beginComputePass();
+    record(pass);
+    pass.end();
+  }
+
   /** Submits the recorded copies, if any. */
   flush(): void {
     if (!this.encoder) return;
@@ -129,7 +172,13 @@ export class GpuTransfers {
   }
 
   /** Reads `bytes` bytes of `src` back to the CPU (one staging buffer per size, reused). */
-  async read(src: GPUBuffer, bytes: number): Promise<ArrayBuffer> {
+  read(src: GPUBuffer, bytes: number): Promise<ArrayBuffer> {
+    const run = this.reading.then(() => this.readNow(src, bytes));
+    this.reading = run.catch(() => {});
+    return run;
+  }
+
+  private async readNow(src: GPUBuffer, bytes: number): Promise<ArrayBuffer> {
     const size = padded(bytes);
     let staging = this.staging.get(size);
     if (!staging) {

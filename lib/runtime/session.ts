@@ -55,7 +55,9 @@ export async function openSession(
   if (opts.externalData?.length) options.externalData = opts.externalData;
   if (opts.freeDimensionOverrides) options.freeDimensionOverrides = opts.freeDimensionOverrides;
   if (backend === "webgpu") {
-    if (opts.preferredOutputLocation) options.preferredOutputLocation = opts.preferredOutputLocation;
+    if (opts.preferredOutputLocation) {
+      options.preferredOutputLocation = opts.preferredOutputLocation;
+    }
     if (opts.enableGraphCapture) options.enableGraphCapture = true;
   }
   const build = backend === "wasm" ? await ortWasm() : ort;

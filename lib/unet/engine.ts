@@ -25,18 +25,19 @@
  */
 
 import { type Backend, type BackendChoice, resolveBackend } from "../runtime/backend.ts";
-import { GpuBufferPool, GpuTransfers, ortDevice, tensorByteLength } from "../runtime/gpu.ts";
+import {
+  GpuBufferPool,
+  type GpuContext,
+  GpuTransfers,
+  ortDevice,
+  tensorByteLength,
+  typedArrayOf,
+} from "../runtime/gpu.ts";
 import { serialized } from "../runtime/session.ts";
 import { ort, type Session, type Tensor } from "../runtime/ort.ts";
 import { dequantizeModelBytes } from "../onnx/dequantize.ts";
 import { sha256Bytes } from "../io/hash.ts";
-import {
-  type GpuContext,
-  type SegmentSource,
-  shapeKey,
-  ShapeSessions,
-  symbolicDims,
-} from "./shape_sessions.ts";
+import { type SegmentSource, shapeKey, ShapeSessions, symbolicDims } from "./shape_sessions.ts";
 import {
   type Segment,
   type SplitManifest,
@@ -401,11 +402,16 @@ export class UNetEngine {
     return serialized(() => this.evaluate(feeds, this.staticShapes ? dims : undefined, opts));
   }
 
-  private gpuContext(): Promise<GpuContext> {
-    this.gpu ??= ortDevice().then((device) => ({
-      pool: new GpuBufferPool(device),
-      transfers: new GpuTransfers(device),
-    }));
+  /**
+   * WebGPU: the engine's buffer pool and transfer queue on the sessions' device (for helpers that
+   * work on its GPU tensors, such as the block cache's scale-shift); `undefined` on wasm.
+   */
+  gpuContext(): Promise<GpuContext> | undefined {
+    if (this.backend !== "webgpu") return undefined;
+    this.gpu ??= ortDevice().then((device) => {
+      const transfers = new GpuTransfers(device);
+      return { pool: new GpuBufferPool(device, transfers), transfers };
+    });
     return this.gpu;
   }
 
@@ -430,7 +436,7 @@ export class UNetEngine {
       backend: this.backend,
       dims,
       capture: this.graphCapture,
-      gpu: () => this.gpuContext(),
+      gpu: () => this.gpuContext()!,
       log: this.log,
       check: (seg, session) => checkSession(seg, session),
     });
@@ -521,16 +527,9 @@ export class UNetEngine {
   /** A CPU copy of a UNet output (GPU tensors read back through the engine's staging buffer). */
   private async readBack(t: Tensor): Promise<Tensor> {
     if (t.location !== "gpu-buffer") return t;
-    const { transfers } = await this.gpuContext();
+    const { transfers } = await this.gpuContext()!;
     const bytes = await transfers.read(t.gpuBuffer as GPUBuffer, tensorByteLength(t.type, t.dims));
-    switch (t.type) {
-      case "float32":
-        return new ort.Tensor("float32", new Float32Array(bytes), t.dims);
-      case "float16":
-        return new ort.Tensor("float16", new Uint16Array(bytes), t.dims);
-      default:
-        throw new Error(`UNet output of type ${t.type} is not supported`);
-    }
+    return new ort.Tensor(t.type, typedArrayOf(t.type, bytes), t.dims);
   }
 
   private record(i: number, ms: number): void {

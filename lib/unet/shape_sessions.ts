@@ -22,7 +22,7 @@
  */
 
 import type { Backend } from "../runtime/backend.ts";
-import { type GpuBufferPool, type GpuTransfers, tensorByteLength } from "../runtime/gpu.ts";
+import { type GpuContext, tensorByteLength } from "../runtime/gpu.ts";
 import { ort, type Session, type Tensor } from "../runtime/ort.ts";
 import { openSession } from "../runtime/session.ts";
 import type { Segment, SplitManifest, TensorSpec } from "./split_manifest.ts";
@@ -31,12 +31,6 @@ import type { Segment, SplitManifest, TensorSpec } from "./split_manifest.ts";
 export interface SegmentSource {
   model: Uint8Array;
   external: { path: string; data: Uint8Array }[];
-}
-
-/** The WebGPU objects a session set shares with its engine. */
-export interface GpuContext {
-  pool: GpuBufferPool;
-  transfers: GpuTransfers;
 }
 
 /** How to build a {@link ShapeSessions}. */
