@@ -141,7 +141,12 @@ export class ShapeSessions {
   ): Promise<ShapeSessions> {
     const webgpu = opts.backend === "webgpu";
     if (webgpu && !opts.gpu) throw new Error("a WebGPU session set needs a GPU context");
-    const capture = webgpu && opts.capture && opts.dims !== undefined;
+    // capture needs every input size known: the homes are bound on zeros of those sizes
+    const sized = opts.dims !== undefined &&
+      manifest.inputs.every((i) =>
+        !i.rankUnknown && i.shape.every((d) => typeof d === "number" || opts.dims![d] !== undefined)
+      );
+    const capture = webgpu && opts.capture && sized;
     const key = shapeKey(opts.dims);
     const sessions: Session[] = [];
     const captured: boolean[] = [];
@@ -177,28 +182,24 @@ export class ShapeSessions {
       for (const s of sessions) await s.release();
       throw e;
     }
-    const set = new ShapeSessions(
-      manifest,
-      opts.dims,
-      sessions,
-      captured,
-      webgpu ? await opts.gpu!() : undefined,
-    );
-    if (!webgpu) return set;
+    let set: ShapeSessions | undefined;
     try {
-      await set.bind();
+      set = new ShapeSessions(
+        manifest,
+        opts.dims,
+        sessions,
+        captured,
+        webgpu ? await opts.gpu!() : undefined,
+      );
+      if (webgpu) await set.bind();
       return set;
     } catch (e) {
-      await set.release();
+      if (set) await set.release();
+      else for (const s of sessions) await s.release();
       if (!(e instanceof UnstableCaptureError)) throw e;
       opts.log(`session set ${key}: ${e.message} between replays; graph capture off`);
       return await ShapeSessions.create(manifest, source, { ...opts, capture: false });
     }
-  }
-
-  /** Whether any segment replays captured commands. */
-  get anyCaptured(): boolean {
-    return this.captured.some((c) => c);
   }
 
   /**
@@ -288,7 +289,8 @@ export class ShapeSessions {
   }
 
   /**
-   * Runs every segment twice on zeroed inputs, in order, establishing the home of each captured
+   * Runs every segment twice on zeroed inputs, in order (which also compiles the shaders before a
+   * request needs them), establishing the home of each captured
    * session's inputs: the set's input buffers, a captured producer's output buffer (onnxruntime
    * writes a captured session's outputs into the same buffers on every replay: checked here, and
    * {@link UnstableCaptureError} is thrown where it does not), or a buffer of the set's own for
@@ -301,7 +303,8 @@ export class ShapeSessions {
     const zeros: Record<string, Tensor> = {};
     for (const spec of this.manifest.inputs) {
       const dims = spec.shape.map((d) => typeof d === "number" ? d : this.dims?.[d] ?? Number.NaN);
-      if (dims.some((d) => !Number.isInteger(d))) return; // symbolic sizes: nothing to bind
+      // sizes not all known (symbolic set; nothing is captured then): made on the first request
+      if (spec.rankUnknown || dims.some((d) => !Number.isInteger(d))) return;
       zeros[spec.name] = zerosLike(spec.dtype, dims);
     }
     const first = new Map<string, unknown>();
