@@ -284,7 +284,10 @@ export class UNetEngine {
       0,
     );
     const { backend } = await resolveBackend(opts.backend ?? "auto", log);
-    const weights = opts.weights ?? defaultWeights(manifest, backend, storedBytes);
+    const eightBit = manifest.precision === "int8" || manifest.precision === "uint8";
+    const weights = eightBit
+      ? opts.weights ?? defaultWeights(manifest, backend, storedBytes)
+      : "stored";
     const prepare = (f: SegmentSource): SegmentSource =>
       weights === "stored" || f.external.length > 0 ? f : {
         model: dequantizeModelBytes(f.model, weights).bytes,
@@ -312,7 +315,10 @@ export class UNetEngine {
         manifest.inputs.flatMap((i) => i.shape.filter((d) => typeof d === "string" && d !== "?")),
       );
       const warm = staticShapes ? opts.warm ?? [{ batch: 2 }] : [undefined];
-      for (const dims of warm.slice(0, engine.maxShapes)) {
+      for (const asked of warm.slice(0, engine.maxShapes)) {
+        // only the manifest's own symbols count (a fully static export has none)
+        const dims = asked &&
+          Object.fromEntries(Object.entries(asked).filter(([k]) => symbols.has(k)));
         const missing = [...symbols].filter((s) => dims && dims[s] === undefined);
         if (missing.length) {
           log(`split ${dir}: not warming ${shapeKey(dims)} (no value for ${missing.join(", ")})`);
