@@ -4,7 +4,8 @@
 #   2. `deno task bench gpu --backend webgpu`: every engine variant (before/static/float32/…/
 #      captured) interleaved: ms and WebGPU API calls per UNet evaluation of the shipped model,
 #      optimized graph nodes, ms per image uncached and with the ~60%-skipping schedule;
-#   3. the same on wasm, this host's CPU;
+#   3. the same on wasm, this host's CPU; then bench/split.ts on WebGPU: what segment boundaries
+#      cost with capture (15 segments vs 3 vs one monolithic session, the tiny test UNet);
 #   4. PyTorch on the same GPU (bench/gpu_torch.py): the recipe's own UNet at the shipped size,
 #      random weights, eager and CUDA graphs, uncached and cached, float32 and float16 (skipped,
 #      saying so, where python3 has no torch);
@@ -64,6 +65,9 @@ step "deno task bench gpu --backend webgpu" \
 step "deno task bench gpu --backend wasm (this host's CPU, 1 thread)" \
   deno run -A bench/main.ts gpu --backend wasm --rounds "$ROUNDS" --evals "$((EVALS / 2 + 1))" \
   --images "$IMAGES" --out "$out_dir/gpu_wasm.json"
+
+step "bench/split.ts --backend webgpu: split (15 segments) vs coarse (3) vs monolithic, tiny fixture" \
+  deno run -A bench/split.ts --backend webgpu --reps "$EVALS"
 
 python="${PYTHON:-}"
 if [ -z "$python" ]; then

@@ -79,13 +79,13 @@ async function runSplit(args: string[]): Promise<void> {
     [
       `Block-split plan vs monolithic UNet on ${r.backend} (${r.model}; medians of ${r.reps} interleaved runs):`,
       "",
-      "| segments | blocks | monolithic | split | ratio | overhead |",
-      "|---|---|---|---|---|---|",
+      `| segments | blocks | monolithic | split | ratio | overhead | coarse (${r.coarseSegments} segments) |`,
+      "|---|---|---|---|---|---|---|",
       `| ${r.segments} | ${r.blocks} | ${r.monolithicMs.toFixed(2)} ms | ${
         r.splitMs.toFixed(2)
       } ms | ${r.ratio.toFixed(3)} | ${r.overheadPct >= 0 ? "+" : ""}${
         r.overheadPct.toFixed(1)
-      }% |`,
+      }% | ${r.coarseMs.toFixed(2)} ms |`,
       `written to ${path}`,
     ].join("\n"),
   );
