@@ -123,8 +123,9 @@ export interface EngineStatus {
 
 /**
  * Latency of one segment, for deadline planning. On WebGPU a run returns once its work is queued
- * and its outputs stay on the GPU, so GPU time shows up mostly in the segment that downloads the
- * UNet's output; the sum over segments is still the evaluation's wall time.
+ * and its outputs stay on the GPU, so GPU time shows up mostly in the segment that makes the UNet's
+ * output (its time includes the read-back, which waits for the queue); the sum over segments is
+ * still the evaluation's wall time.
  */
 export interface SegmentTiming {
   name: string;
@@ -216,6 +217,8 @@ export class UNetEngine {
   /** Names of the cacheable blocks in execution order (the policy's `index` refers to this). */
   readonly blocks: string[];
   private lastUse = new Map<string, number>();
+  /** The segment that outputs each tensor. */
+  private producer = new Map<string, number>();
   private outputNames: Set<string>;
   /** Index among cacheable blocks per segment, or -1 for glue. */
   private blockIndex: number[];
@@ -241,6 +244,7 @@ export class UNetEngine {
     this.blocks = manifest.segments.filter((s) => s.kind === "block").map((s) => s.name);
     manifest.segments.forEach((s, i) => {
       for (const t of s.inputs) this.lastUse.set(t.name, i);
+      for (const t of s.outputs) this.producer.set(t.name, i);
     });
     this.outputNames = new Set(manifest.outputs.map((o) => o.name));
     this.timing = manifest.segments.map((s) => ({
@@ -468,6 +472,8 @@ export class UNetEngine {
     for (const [name, tensor] of Object.entries(onGpu ? set.stage(feeds) : feeds)) {
       held.set(name, { tensor, owned: false });
     }
+    /** Wall ms of each segment run in this evaluation (recorded when it completes). */
+    const spent: number[] = [];
     const release = (after: number) => {
       for (const [name, h] of held) {
         if (this.outputNames.has(name)) continue;
@@ -498,7 +504,7 @@ export class UNetEngine {
         }
         const t0 = performance.now();
         const out = await set.run(i, input);
-        this.record(i, performance.now() - t0);
+        spent[i] = performance.now() - t0;
         for (const spec of seg.outputs) {
           const t = out[spec.name];
           if (!t) throw new Error(`segment ${seg.name} produced no ${spec.name}`);
@@ -520,10 +526,17 @@ export class UNetEngine {
       for (const spec of this.manifest.outputs) {
         const h = held.get(spec.name);
         if (!h) throw new Error(`the manifest produced no ${spec.name}`);
+        const t0 = performance.now();
         result[spec.name] = onGpu ? await this.readBack(h.tensor) : h.tensor;
+        // the read-back waits for the queued GPU work: count it to the segment that made the output
+        const producer = this.producer.get(spec.name);
+        if (producer !== undefined && spent[producer] !== undefined) {
+          spent[producer] += performance.now() - t0;
+        }
         if (h.owned && result[spec.name] !== h.tensor) h.tensor.dispose();
         held.delete(spec.name);
       }
+      spent.forEach((ms, i) => this.record(i, ms));
       return result;
     } finally {
       for (const h of held.values()) if (h.owned) h.tensor.dispose();
