@@ -16,7 +16,7 @@ import { parseFlags, UsageError } from "../lib/cli/flags.ts";
 import { dequantizeModelBytes } from "../lib/onnx/dequantize.ts";
 import { ort, ortWasm } from "../lib/runtime/ort.ts";
 import type { Backend } from "../lib/runtime/backend.ts";
-import { readSplitManifest, type WeightFormat } from "../lib/unet/engine.ts";
+import { readSplitManifest, WEIGHT_FORMATS, type WeightFormat } from "../lib/unet/engine.ts";
 
 /** Optimized node count per execution provider, summed over a split folder's segments. */
 export type NodeCounts = Record<string, number>;
@@ -104,8 +104,8 @@ if (import.meta.main) {
       throw new UsageError("--backend must be webgpu or wasm");
     }
     const weights = String(flags.weights ?? "stored") as WeightFormat;
-    if (!["stored", "float32", "float16"].includes(weights)) {
-      throw new UsageError("--weights must be stored, float32 or float16");
+    if (!WEIGHT_FORMATS.includes(weights)) {
+      throw new UsageError(`--weights must be one of ${WEIGHT_FORMATS.join(", ")}`);
     }
     const dir = (flags.model as string | undefined) ??
       new URL("../models/emoji-ldm/unet", import.meta.url).pathname;
