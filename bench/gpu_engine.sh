@@ -53,11 +53,11 @@ step() { # step LIMIT TITLE COMMAND…: runs within min(LIMIT, what is left of B
   shift 2
   section "$title"
   local left=$((deadline - $(date +%s) - 15))
-  [ "$left" -lt "$limit" ] && limit="$left"
-  if [ "$limit" -lt 20 ]; then
+  if [ "$left" -lt 5 ]; then
     echo "(skipped: the time budget of ${BUDGET} s is spent)"
     return
   fi
+  [ "$left" -lt "$limit" ] && limit="$left"
   local t0 rc
   t0=$(date +%s)
   timeout --kill-after=10 "$limit" "$@"

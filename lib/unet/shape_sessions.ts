@@ -178,6 +178,37 @@ export class ShapeSessions {
         captured.push(isCaptured);
         opts.check(seg, session);
       }
+      // An uncaptured segment runs some nodes on the CPU; an integer tensor (a shape value) it reads
+      // from a captured segment comes out of the GPU wrong (measured: a garbage Reshape dimension),
+      // so its producer runs uncaptured too, until no such pair is left.
+      const producer = new Map<string, number>();
+      manifest.segments.forEach((s, i) => s.outputs.forEach((o) => producer.set(o.name, i)));
+      for (let changed = true; changed;) {
+        changed = false;
+        for (const [j, seg] of manifest.segments.entries()) {
+          if (captured[j]) continue;
+          for (const t of seg.inputs) {
+            const p = producer.get(t.name);
+            if (p === undefined || !captured[p] || t.dtype === "float32" || t.dtype === "float16") {
+              continue;
+            }
+            opts.log(
+              `segment ${manifest.segments[p].name} (${key}): runs uncaptured (uncaptured ` +
+                `${seg.name} reads its ${t.dtype} output ${t.name})`,
+            );
+            const { model, external } = await source(p);
+            const plain = await openSession(model, opts.backend, {
+              preferredOutputLocation: "gpu-buffer",
+              externalData: external,
+              freeDimensionOverrides: opts.dims,
+            });
+            await sessions[p].release();
+            sessions[p] = plain;
+            captured[p] = false;
+            changed = true;
+          }
+        }
+      }
     } catch (e) {
       for (const s of sessions) await s.release();
       throw e;
