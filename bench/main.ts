@@ -1,5 +1,5 @@
 /**
- * `deno task bench [split|pipeline|caching|load|all] [flags]`: runs the named benchmarks, prints a
+ * `deno task bench [split|pipeline|caching|load|gpu|all] [flags]`: runs the named benchmarks, prints a
  * table of each and writes `bench/results/<name>.json`. Flags go to the one benchmark named (see
  * each file's doc and {@link USAGE}); `all` takes none. With no name it runs split and pipeline as
  * a quick check and writes their results to `bench/results/local/` (git-ignored), so the committed
@@ -13,6 +13,9 @@
  *   deadlines, per worker count and client concurrency (bench/load.ts; flags --workers 1,2,
  *   --concurrency 1,2,4, --requests (per cell), --deadline-ms, --time-limit-ms, --steps,
  *   --backend).
+ * - gpu: the UNet engine's fast paths (static shapes, load-time dequantization, graph capture)
+ *   against the previous configuration, ms and WebGPU API calls per evaluation
+ *   (bench/gpu_engine.ts; flags --backend, --evals, --rounds, --images, --variants, …).
  *
  * @module
  */
@@ -26,7 +29,7 @@ import {
 } from "./pipeline.ts";
 
 /** The benchmarks by name, in the order `all` runs them. */
-export const BENCHES = ["split", "pipeline", "caching", "load"] as const;
+export const BENCHES = ["split", "pipeline", "caching", "load", "gpu"] as const;
 
 /** A benchmark's name. */
 export type BenchName = typeof BENCHES[number];
@@ -37,7 +40,7 @@ export const LOCAL_RESULTS_DIR = `${RESULTS_DIR}/local`;
 
 /** The `--help` text. */
 export const USAGE =
-  `usage: deno task bench [split|pipeline|caching|load|all] [flags for the one named]
+  `usage: deno task bench [split|pipeline|caching|load|gpu|all] [flags for the one named]
 
 With no name: split and pipeline, results in bench/results/local/ (git-ignored).
 A named benchmark writes bench/results/<name>.json (the committed results the README quotes).
@@ -53,6 +56,8 @@ A named benchmark writes bench/results/<name>.json (the committed results the RE
             deadlines, per worker count and client concurrency
             --workers LIST [1,2] --concurrency LIST [1,2,4] --requests N (per cell) [12]
             --deadline-ms MS [10000] --time-limit-ms MS [120000] --steps N --backend B [wasm]
+  gpu       the UNet engine's fast paths against the previous configuration (see bench/gpu_engine.ts)
+            --backend wasm|webgpu --evals N --rounds N --images N --variants LIST
   -h, --help  this text`;
 
 /**
@@ -119,13 +124,13 @@ async function runSplit(args: string[], dir: string): Promise<void> {
     [
       `Block-split plan vs monolithic UNet on ${r.backend} (${r.model}; medians of ${r.reps} interleaved runs):`,
       "",
-      "| segments | blocks | monolithic | split | ratio | overhead |",
-      "|---|---|---|---|---|---|",
+      `| segments | blocks | monolithic | split | ratio | overhead | coarse (${r.coarseSegments} segments) |`,
+      "|---|---|---|---|---|---|---|",
       `| ${r.segments} | ${r.blocks} | ${r.monolithicMs.toFixed(2)} ms | ${
         r.splitMs.toFixed(2)
       } ms | ${r.ratio.toFixed(3)} | ${r.overheadPct >= 0 ? "+" : ""}${
         r.overheadPct.toFixed(1)
-      }% |`,
+      }% | ${r.coarseMs.toFixed(2)} ms |`,
       `written to ${path}`,
     ].join("\n"),
   );
@@ -177,11 +182,17 @@ async function runLoadBench(args: string[], dir: string): Promise<void> {
   console.log(`written to ${path}`);
 }
 
+async function runGpu(args: string[]): Promise<void> {
+  const { runBenchEngine } = await import("./gpu_engine.ts");
+  await runBenchEngine(args);
+}
+
 const RUNNERS: Record<BenchName, (args: string[], dir: string) => Promise<void>> = {
   split: runSplit,
   pipeline: runPipeline,
   caching: runCaching,
   load: runLoadBench,
+  gpu: runGpu,
 };
 
 /** Runs the benchmarks a command line names; resolves with the exit code. */

@@ -4,6 +4,10 @@
  * (alternating which runs first) and each side's median is taken; the ratio is split/monolithic.
  * Goal: the split UNet costs at most 3% more than the monolithic session on wasm.
  *
+ * A third side, `coarse`, is the same model split with only `mid_block.attentions.0` cacheable (3
+ * segments instead of 15) and run by the same engine with the same options (static shapes, and on
+ * WebGPU captured replays): what fewer segment boundaries buy when nothing else changes.
+ *
  *   deno run -A bench/split.ts [--model m.onnx] [--split dir] [--reps 30] [--backend wasm]
  *
  * @module
@@ -47,6 +51,10 @@ export interface BenchSplitResult {
   splitMs: number;
   /** splitMs / monolithicMs. */
   ratio: number;
+  /** Median ms and CPU ms of the coarse plan (3 segments, see the module doc) and its segments. */
+  coarseMs: number;
+  coarseCpuMs: number;
+  coarseSegments: number;
   /**
    * Median of the per-repetition ratios split/monolithic (each pair runs back to back), which
    * cancels slow changes in host load better than the ratio of medians.
@@ -97,15 +105,17 @@ export async function benchSplit(opts: BenchSplitOptions = {}): Promise<BenchSpl
   const warmup = opts.warmup ?? 3;
   const backend = opts.backend ?? "wasm";
   await resolveBackend(backend, log);
-  let tmp: string | undefined;
+  const tmp = await Deno.makeTempDir({ prefix: "bench-split-" });
   let splitDir = opts.split;
   if (!splitDir) {
-    tmp = await Deno.makeTempDir({ prefix: "bench-split-" });
     splitDir = `${tmp}/split`;
     await splitModel(model, { out: splitDir });
   }
+  const coarseDir = `${tmp}/coarse`;
+  await splitModel(model, { out: coarseDir, blockPattern: "^mid_block\\.attentions\\.0$" });
   try {
     const engine = await UNetEngine.load(splitDir, { backend, log: () => {} });
+    const coarse = await UNetEngine.load(coarseDir, { backend, log: () => {} });
     const modelBytes = await Deno.readFile(model);
     const dir = model.includes("/") ? model.slice(0, model.lastIndexOf("/")) : ".";
     const external = await externalFilesOf(dir, modelBytes);
@@ -126,6 +136,7 @@ export async function benchSplit(opts: BenchSplitOptions = {}): Promise<BenchSpl
       cpu.push((c.user + c.system) / 1000);
     };
     const m: number[] = [], s: number[] = [], mc: number[] = [], sc: number[] = [];
+    const k: number[] = [], kc: number[] = [];
     const runMono = () =>
       timed(
         () =>
@@ -145,15 +156,20 @@ export async function benchSplit(opts: BenchSplitOptions = {}): Promise<BenchSpl
         s,
         sc,
       );
-    for (let i = 0; i < warmup; i++) await runMono(), await runSplit();
-    m.length =
-      s.length =
-      mc.length =
-      sc.length =
-        0;
+    const runCoarse = () =>
+      timed(
+        async () => {
+          const out = await coarse.run(feeds);
+          for (const t of Object.values(out)) t.dispose();
+        },
+        k,
+        kc,
+      );
+    for (let i = 0; i < warmup; i++) await runMono(), await runSplit(), await runCoarse();
+    for (const list of [m, s, mc, sc, k, kc]) list.length = 0;
     for (let i = 0; i < reps; i++) {
-      if (i % 2 === 0) await runMono(), await runSplit();
-      else await runSplit(), await runMono();
+      if (i % 2 === 0) await runMono(), await runSplit(), await runCoarse();
+      else await runCoarse(), await runSplit(), await runMono();
     }
     const result: BenchSplitResult = {
       model,
@@ -164,6 +180,9 @@ export async function benchSplit(opts: BenchSplitOptions = {}): Promise<BenchSpl
       monolithicMs: median(m),
       splitMs: median(s),
       ratio: median(s) / median(m),
+      coarseMs: median(k),
+      coarseCpuMs: median(kc),
+      coarseSegments: coarse.manifest.segments.length,
       pairedRatio: median(s.map((x, i) => x / m[i])),
       overheadPct: (median(s) / median(m) - 1) * 100,
       monolithicMinMs: Math.min(...m),
@@ -175,10 +194,11 @@ export async function benchSplit(opts: BenchSplitOptions = {}): Promise<BenchSpl
       splitRuns: s,
     };
     await engine.release();
+    await coarse.release();
     await mono.release();
     return result;
   } finally {
-    if (tmp) await Deno.remove(tmp, { recursive: true });
+    await Deno.remove(tmp, { recursive: true });
   }
 }
 
@@ -224,6 +244,8 @@ export function formatBenchSplit(r: BenchSplitResult): string {
       r.splitMinMs.toFixed(2)
     } ms ` +
     `(${pct((r.splitMinMs / r.monolithicMinMs - 1) * 100)})`,
+    `  coarse plan (${r.coarseSegments} segments, same engine): ${r.coarseMs.toFixed(2)} ms, ` +
+    `CPU ${r.coarseCpuMs.toFixed(2)} ms (split/coarse ${(r.splitMs / r.coarseMs).toFixed(3)})`,
   ].join("\n");
 }
 

@@ -10,7 +10,35 @@ import type { Tensor } from "../runtime/ort.ts";
 import { float32Tensor, toFloat32 } from "../runtime/tensors.ts";
 import type { BlockPolicy } from "../unet/engine.ts";
 import { applyScaleShift } from "./scale_shift.ts";
-import type { Schedule } from "./schedule.ts";
+import type { ScaleShift, Schedule } from "./schedule.ts";
+
+/**
+ * Computes the scale-shifted value of a stored block value (`previous`: the block's value before
+ * it, for the history form). The default reads GPU values back and computes on the CPU;
+ * `GpuScaleShift.apply` (`scale_shift_gpu.ts`) keeps them on the GPU.
+ */
+export type ScaleShiftApply = (
+  stored: Tensor,
+  ss: ScaleShift,
+  previous: Tensor | undefined,
+) => Tensor | Promise<Tensor>;
+
+/** {@link ScaleShiftApply} on the CPU (`applyScaleShift`); the result is a CPU float32 tensor. */
+export async function scaleShiftOnCpu(
+  stored: Tensor,
+  ss: ScaleShift,
+  previous: Tensor | undefined,
+): Promise<Tensor> {
+  const data = await toFloat32(stored);
+  const out = applyScaleShift(
+    data,
+    stored.dims,
+    ss,
+    new Float32Array(data.length),
+    previous ? await toFloat32(previous) : undefined,
+  );
+  return float32Tensor(out, stored.dims);
+}
 
 function tensorBytes(t: Tensor): number {
   const n = t.dims.reduce((a, b) => a * b, 1);
@@ -45,6 +73,7 @@ export class BlockCache implements BlockPolicy {
     readonly schedule: Schedule | null,
     readonly blocks: readonly string[],
     readonly useScaleShift = true,
+    private readonly applyCorrection: ScaleShiftApply = scaleShiftOnCpu,
   ) {
     this.stored = blocks.map(() => undefined);
     this.previous = blocks.map(() => undefined);
@@ -61,8 +90,8 @@ export class BlockCache implements BlockPolicy {
   }
 
   /**
-   * Sets the step and prepares the scale-shifted values for the blocks reused at it (reads the
-   * stored values back to the CPU when they live on the GPU).
+   * Sets the step and prepares the scale-shifted values for the blocks reused at it (with the
+   * constructor's {@link ScaleShiftApply}: by default on the CPU, reading GPU values back).
    */
   async beginStep(step: number): Promise<void> {
     this.endStep();
@@ -73,16 +102,12 @@ export class BlockCache implements BlockPolicy {
       const ss = table[block]?.[String(step)];
       const stored = this.stored[i];
       if (!ss || !stored || !this.reusesAt(step, i)) continue;
-      const data = await toFloat32(stored);
       const before = this.previous[i];
-      const out = applyScaleShift(
-        data,
-        stored.dims,
+      this.prepared[i] = await this.applyCorrection(
+        stored,
         ss,
-        new Float32Array(data.length),
-        ss.previous && before ? await toFloat32(before) : undefined,
+        ss.previous && before ? before : undefined,
       );
-      this.prepared[i] = float32Tensor(out, stored.dims);
     }
   }
 

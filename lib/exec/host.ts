@@ -8,7 +8,7 @@
  */
 import { describeModel, loadGenerator, modelLayout } from "../pipeline/service.ts";
 import type { PipelineGenerator } from "../pipeline/service.ts";
-import type { CancelSignal } from "../unet/engine.ts";
+import type { AbortLike } from "../unet/engine.ts";
 import { CANCEL_SLOT, type FromWorker, type ToWorker } from "./protocol.ts";
 
 /** Thrown into a generation whose job was cancelled by the pool. */
@@ -16,8 +16,8 @@ export class JobCancelled extends Error {
   override name = "JobCancelled";
 }
 
-/** A {@link CancelSignal} that is aborted once `flag[CANCEL_SLOT]` holds `job`. */
-export function cancelSignal(flag: Int32Array, job: number): CancelSignal {
+/** A {@link AbortLike} that is aborted once `flag[CANCEL_SLOT]` holds `job`. */
+export function cancelSignal(flag: Int32Array, job: number): AbortLike {
   const reason = new JobCancelled(`job ${job} was cancelled`);
   return {
     get aborted() {

@@ -1,8 +1,12 @@
 /**
  * `auto` for the service: load a model on each usable backend, time the same short generation on
- * each, keep the fastest. A GPU is not always faster: the default 64x64 model ran about 4x
- * faster on wasm (one CPU core) than on an H200's WebGPU, where the fixed cost of each kernel
- * dispatch dominates so small a UNet, while a Stable Diffusion UNet needs the GPU.
+ * each, keep the fastest. Each candidate is its backend's fast path as `Pipeline.load` makes it
+ * (static-shape sessions, weights dequantized at load, and on WebGPU GPU-resident segment I/O with
+ * captured command replay: `lib/unet/engine.ts`); the probe is a guided image, whose batch of 2 is
+ * in the engine's warm set, so neither side pays for making sessions during the race. A GPU is not
+ * always faster: before the engine's WebGPU fast path the default 64x64 model ran about 4x faster
+ * on wasm (one CPU core) than on an H200's WebGPU, where the fixed host cost of each kernel
+ * dispatch dominated so small a UNet, while a Stable Diffusion UNet needs the GPU.
  *
  * @module
  */
@@ -89,9 +93,16 @@ export async function loadFastestPipeline(
   const summary = trials.map((t) =>
     t.ms !== undefined ? `${t.backend} ${t.ms.toFixed(0)} ms` : `${t.backend} not used (${t.error})`
   ).join(", ");
+  const status = best?.pipeline.unet.status();
+  const path = status &&
+    `weights ${status.weights}${
+      status.backend === "webgpu"
+        ? `, ${status.shapes.map((s) => `${s.captured}/${s.segments}`).join(" ")} captured`
+        : ""
+    }`;
   if (!best) throw new Error(`no backend could run ${modelDir}: ${summary}`);
   log(
-    `backend auto for ${modelDir}: ${best.pipeline.backend} (a ${PROBE_REQUEST.steps}-step ` +
+    `backend auto for ${modelDir}: ${best.pipeline.backend}, ${path} (a ${PROBE_REQUEST.steps}-step ` +
       `guided image: ${summary})`,
   );
   return { pipeline: best.pipeline, trials };

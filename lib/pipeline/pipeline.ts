@@ -5,7 +5,8 @@
  *
  * @module
  */
-import { BlockCache } from "../cache/policy.ts";
+import { BlockCache, type ScaleShiftApply, scaleShiftOnCpu } from "../cache/policy.ts";
+import { GpuScaleShift } from "../cache/scale_shift_gpu.ts";
 import { ScheduleRegistry } from "../cache/registry.ts";
 import type { Schedule } from "../cache/schedule.ts";
 import { encodePng, nchwToRgba, type RgbaImage } from "../image/png.ts";
@@ -20,7 +21,7 @@ import { float32Tensor, numericTensor, toFloat32 } from "../runtime/tensors.ts";
 import { applyGuidance, isGuided } from "../solvers/guidance.ts";
 import { createSolver } from "../solvers/mod.ts";
 import { gaussianNoise } from "../solvers/noise.ts";
-import type { BlockPolicy, CancelSignal } from "../unet/engine.ts";
+import type { AbortLike, BlockPolicy, EngineOptions } from "../unet/engine.ts";
 import { UNetEngine } from "../unet/engine.ts";
 import type {
   Backend,
@@ -36,6 +37,8 @@ export interface PipelineOptions {
   /** Folder of this model's shipped schedules (default `schedules/<model name>`). */
   schedulesDir?: string;
   log?: (line: string) => void;
+  /** How the UNet engine runs (static shapes, weights, graph capture; defaults are the fast path). */
+  engine?: Omit<EngineOptions, "backend" | "log">;
 }
 
 /** Text embeddings of a batch: `[uncond × B, cond × B]` (or cond only without guidance). */
@@ -61,6 +64,8 @@ function elapsed(t0: number): number {
 
 /** A loaded model, ready to make images. */
 export class Pipeline {
+  private gpuScaleShift: Promise<GpuScaleShift> | undefined;
+
   private constructor(
     readonly model: ModelFolder,
     readonly backend: Backend,
@@ -78,7 +83,7 @@ export class Pipeline {
     const { backend } = await resolveBackend(opts.backend ?? "auto", log);
     const tokenizer = await loadTokenizer(model.tokenizerDir);
     const textEncoder = await createSession(await Deno.readFile(model.textEncoderFile), backend);
-    const unet = await UNetEngine.load(model.unetDir, { backend, log });
+    const unet = await UNetEngine.load(model.unetDir, { ...opts.engine, backend, log });
     const vaeDecoder = model.vaeDecoderFile
       ? await createSession(await Deno.readFile(model.vaeDecoderFile), backend)
       : null;
@@ -125,7 +130,7 @@ export class Pipeline {
     emb: Embeddings,
     policy: BlockPolicy | undefined,
     guidanceScale: number,
-    signal?: CancelSignal,
+    signal?: AbortLike,
   ): Promise<Float32Array> {
     const m = this.model;
     const input = emb.guided ? new Float32Array(sample.length * 2) : sample;
@@ -195,7 +200,9 @@ export class Pipeline {
     const { signal, onProgress } = opts;
     const schedule = await this.resolveSchedule(first.cache, first.solver, first.steps);
     // no schedule, no cache: an uncached run stores no residuals
-    const cache = schedule ? new BlockCache(schedule, this.unet.blocks) : undefined;
+    const cache = schedule
+      ? new BlockCache(schedule, this.unet.blocks, true, await this.scaleShiftApply())
+      : undefined;
     const B = reqs.length;
     // as in diffusers, guidance applies only above 1: at 1 or below the batch is conditional only
     const guided = isGuided(first.guidanceScale);
@@ -263,6 +270,18 @@ export class Pipeline {
       emb?.tensor.dispose();
       cache?.dispose();
     }
+  }
+
+  /** The block cache's scale-shift: on the GPU for GPU values on WebGPU, else on the CPU. */
+  private async scaleShiftApply(): Promise<ScaleShiftApply> {
+    const gpu = this.unet.gpuContext();
+    if (!gpu) return scaleShiftOnCpu;
+    this.gpuScaleShift ??= gpu.then((c) => new GpuScaleShift(c));
+    const onGpu = await this.gpuScaleShift;
+    return (stored, ss, previous) =>
+      stored.location === "gpu-buffer" && (!previous || previous.location === "gpu-buffer")
+        ? onGpu.apply(stored, ss, previous)
+        : scaleShiftOnCpu(stored, ss, previous);
   }
 
   /** A preview PNG of the first image's predicted clean latent. */

@@ -14,10 +14,10 @@ import type { SolverName } from "../solvers/solver.ts";
 export type { SolverName };
 
 import type { Backend } from "../runtime/backend.ts";
-import type { CancelSignal } from "../unet/engine.ts";
+import type { AbortLike } from "../unet/engine.ts";
 import type { Tokenizer } from "../model/tokenizer.ts";
 
-export type { Backend, CancelSignal };
+export type { AbortLike, Backend };
 
 /** One image request, fully resolved (defaults applied, validated). */
 export interface GenerateRequest {
@@ -45,7 +45,7 @@ export interface Progress {
 /** Per-call options. */
 export interface GenerateOptions {
   /** Checked between segments: an aborted generation rejects with the signal's reason. */
-  signal?: CancelSignal;
+  signal?: AbortLike;
   onProgress?: (p: Progress) => void;
   /** Make a preview PNG for every `previewEvery`-th step (0 = never). */
   previewEvery?: number;

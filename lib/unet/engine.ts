@@ -1,22 +1,43 @@
 /**
  * The block-split UNet engine: loads a split folder (checking every file's sha256 against
- * `split.json`), creates one session per segment, and runs one UNet evaluation as the segments in
+ * `split.json`), creates sessions for its segments, and runs one UNet evaluation as the segments in
  * order, holding tensors by name and disposing each as soon as no later segment needs it.
  *
  * Before each cacheable block it asks a {@link BlockPolicy}: a tensor from `reuse` stands for
  * the block's cached output (the residual, or the block output in `output` mode) and the block
  * is skipped; otherwise the block runs and its cached output is handed to `store`, which owns it
- * from then on. The engine holds no schedule logic. On WebGPU intermediate outputs stay in GPU
- * buffers between segments and only the UNet's outputs are downloaded.
+ * from then on. The engine holds no schedule logic.
+ *
+ * How it runs fast (issue #13: the host-side cost of issuing GPU work dominated a small UNet):
+ * - **Static shapes**: one session set per input size (`batch` = 2 for one guided image, 1
+ *   unguided, 2n for a batch), made with every symbolic dimension fixed so shape arithmetic is
+ *   folded at load ({@link ShapeSessions}). The sizes in `warm` are created (and on WebGPU run
+ *   once) at load; others on first use, at most `maxShapes` kept (least recently used released).
+ * - **Weights dequantized once**: 8-bit manifests stay 8-bit on disk; at load the segment bytes
+ *   get float32 (or float16 mixed precision) weights (`lib/onnx/dequantize.ts`), so no
+ *   `DequantizeLinear` runs per evaluation.
+ * - **WebGPU**: inputs uploaded once per evaluation into buffers the engine owns, GPU tensors
+ *   between segments, only the UNet outputs read back; each segment's commands captured and
+ *   replayed (`enableGraphCapture`, per segment, falling back where refused); cached values are
+ *   copies in buffers of the engine's pool, which the next replay does not overwrite.
  *
  * @module
  */
 
 import { type Backend, type BackendChoice, resolveBackend } from "../runtime/backend.ts";
-import { createSession, serialized } from "../runtime/session.ts";
+import {
+  GpuBufferPool,
+  type GpuContext,
+  GpuTransfers,
+  ortDevice,
+  tensorByteLength,
+  typedArrayOf,
+} from "../runtime/gpu.ts";
+import { serialized } from "../runtime/session.ts";
 import { ort, type Session, type Tensor } from "../runtime/ort.ts";
-import { toCpu } from "../runtime/tensors.ts";
+import { dequantizeModelBytes } from "../onnx/dequantize.ts";
 import { sha256Bytes } from "../io/hash.ts";
+import { type SegmentSource, shapeKey, ShapeSessions, symbolicDims } from "./shape_sessions.ts";
 import {
   type Segment,
   type SplitManifest,
@@ -39,32 +60,72 @@ export interface BlockPolicy {
   store(block: string, index: number, value: Tensor): void;
 }
 
+/**
+ * Weights the sessions get: `stored` as the files hold them; `float32` dequantizes 8-bit weights at
+ * load; `float16` dequantizes and converts the segments to float16 mixed precision (WebGPU with
+ * `shader-f16`). Manifests without 8-bit weights are used as stored whatever is asked.
+ */
+export type WeightFormat = "stored" | "float32" | "float16";
+
+/** The weight formats a caller may name, for flag parsing. */
+export const WEIGHT_FORMATS: readonly WeightFormat[] = ["stored", "float32", "float16"];
+
 /** Options of {@link UNetEngine.load}. */
 export interface EngineOptions {
   /** `auto` (default), `webgpu` or `wasm`. */
   backend?: BackendChoice;
   /** Progress and backend lines (default `console.log`). */
   log?: (line: string) => void;
+  /**
+   * Fix symbolic dimensions per session set (default true). False: one set with symbolic shapes
+   * serves every size, and there is no graph capture.
+   */
+  staticShapes?: boolean;
+  /**
+   * Sizes whose session sets are made at load, as values of the symbolic dimensions (default
+   * `[{ batch: 2 }]`, one guided image). A size that does not name every symbolic dimension of the
+   * manifest is skipped (logged) and made on first use instead.
+   */
+  warm?: Record<string, number>[];
+  /** Most session sets kept at once (default 3); the least recently used is released. */
+  maxShapes?: number;
+  /** Weight format (default {@link defaultWeights}). */
+  weights?: WeightFormat;
+  /** WebGPU: capture and replay each segment's GPU commands (default true; needs static shapes). */
+  graphCapture?: boolean;
 }
 
 /**
- * What a run checks between segments to stop early: an `AbortSignal`, or any object with the same
- * three members (a worker's cancel flag in a `SharedArrayBuffer`, read with `Atomics`, since a
- * worker busy in wasm never runs the event handlers that would abort a real signal).
+ * A cancellation flag as the engine reads it: an `AbortSignal`, or any object with the same three
+ * members (e.g. one backed by a `SharedArrayBuffer` in a worker).
  */
-export type CancelSignal = Pick<AbortSignal, "aborted" | "reason" | "throwIfAborted">;
+export interface AbortLike {
+  readonly aborted: boolean;
+  readonly reason?: unknown;
+  throwIfAborted(): void;
+}
 
 /** Options of one evaluation. */
 export interface RunOptions {
   policy?: BlockPolicy;
   /** Checked between segments; an aborted run rejects with `signal.reason`. */
-  signal?: CancelSignal;
+  signal?: AbortLike;
+}
+
+/** What {@link UNetEngine.status} reports. */
+export interface EngineStatus {
+  backend: Backend;
+  weights: WeightFormat;
+  staticShapes: boolean;
+  /** Session sets alive, least recently used first: size key and captured segment count. */
+  shapes: { key: string; captured: number; segments: number }[];
 }
 
 /**
  * Latency of one segment, for deadline planning. On WebGPU a run returns once its work is queued
- * and its outputs stay on the GPU, so GPU time shows up mostly in the segment that downloads the
- * UNet's output; the sum over segments is still the evaluation's wall time.
+ * and its outputs stay on the GPU, so GPU time shows up mostly in the segment that makes the UNet's
+ * output (its time includes the read-back, which waits for the queue); the sum over segments is
+ * still the evaluation's wall time.
  */
 export interface SegmentTiming {
   name: string;
@@ -102,9 +163,8 @@ async function readChecked(dir: string, file: string, sha256: string): Promise<U
   const got = sha256Bytes(bytes);
   if (got !== sha256) {
     throw new SplitIntegrityError(
-      `split ${dir}: ${file} has sha256 ${got}, split.json says ${sha256}: the file was ` +
-        `changed or damaged. Restore it (a shipped model: git checkout -- ${dir}); for your own ` +
-        "export, run deno task split again",
+      `split ${dir}: ${file} has sha256 ${got}, split.json says ${sha256}; ` +
+        "the folder was modified or is incomplete (split the model again)",
     );
   }
   return bytes;
@@ -131,89 +191,158 @@ export async function readSplitManifest(dir: string): Promise<SplitManifest> {
   }
 }
 
-interface Loaded {
-  seg: Segment;
-  session: Session;
-  /** Index among cacheable blocks, or -1 for glue. */
-  block: number;
-  timing: SegmentTiming;
-  total: number;
-  /** Wall ms of every run since load, the first included (see {@link UNetEngine.counters}). */
-  sumMs: number;
+/** Prepared segment bytes are kept in memory up to this total; above it they are re-read. */
+const KEEP_PREPARED_BYTES = 256 * 2 ** 20;
+
+/** 8-bit weights whose float32 form would exceed this are not dequantized to float32. */
+const MAX_FLOAT32_WEIGHT_BYTES = 2 ** 30;
+
+/**
+ * The weight format used when none is asked: `float32` for an 8-bit manifest (no per-evaluation
+ * dequantization on either backend; measured with `deno task bench gpu`), unless its float32
+ * weights would exceed 1 GiB: then `float16` on WebGPU and `stored` on wasm (whose heap is 4 GiB).
+ */
+export function defaultWeights(
+  manifest: SplitManifest,
+  backend: Backend,
+  storedBytes: number,
+): WeightFormat {
+  if (manifest.precision !== "int8" && manifest.precision !== "uint8") return "stored";
+  if (storedBytes * 4 <= MAX_FLOAT32_WEIGHT_BYTES) return "float32";
+  return backend === "webgpu" ? "float16" : "stored";
 }
 
-/** One loaded manifest: sessions for every segment, ready to run UNet evaluations. */
+/** One loaded manifest: session sets for its segments, ready to run UNet evaluations. */
 export class UNetEngine {
   /** Names of the cacheable blocks in execution order (the policy's `index` refers to this). */
   readonly blocks: string[];
   private lastUse = new Map<string, number>();
+  /** The segment that outputs each tensor. */
+  private producer = new Map<string, number>();
   private outputNames: Set<string>;
+  /** Index among cacheable blocks per segment, or -1 for glue. */
+  private blockIndex: number[];
+  private timing: SegmentTiming[];
+  private totals: number[];
+  /** Wall ms of every run since load, the first included (see {@link UNetEngine.counters}). */
+  private sums: number[];
+  /** Session sets by {@link shapeKey}, least recently used first. */
+  private sets = new Map<string, ShapeSessions>();
+  private gpu: Promise<GpuContext> | undefined;
+  private released = false;
 
   private constructor(
     readonly manifest: SplitManifest,
     readonly backend: Backend,
-    private segments: Loaded[],
+    readonly weights: WeightFormat,
+    readonly staticShapes: boolean,
+    private readonly graphCapture: boolean,
+    private readonly maxShapes: number,
+    private readonly source: (i: number) => Promise<SegmentSource>,
+    private readonly log: (line: string) => void,
   ) {
-    this.blocks = segments.filter((s) => s.block >= 0).map((s) => s.seg.name);
-    segments.forEach((s, i) => {
-      for (const t of s.seg.inputs) this.lastUse.set(t.name, i);
+    let b = 0;
+    this.blockIndex = manifest.segments.map((s) => (s.kind === "block" ? b++ : -1));
+    this.blocks = manifest.segments.filter((s) => s.kind === "block").map((s) => s.name);
+    manifest.segments.forEach((s, i) => {
+      for (const t of s.inputs) this.lastUse.set(t.name, i);
+      for (const t of s.outputs) this.producer.set(t.name, i);
     });
     this.outputNames = new Set(manifest.outputs.map((o) => o.name));
+    this.timing = manifest.segments.map((s) => ({
+      name: s.name,
+      kind: s.kind,
+      runs: 0,
+      skipped: false,
+    }));
+    this.totals = manifest.segments.map(() => 0);
+    this.sums = manifest.segments.map(() => 0);
   }
 
   /**
-   * Loads a split folder: checks `split.json` and the sha256 of every file, resolves the backend
-   * and creates one session per segment. Throws {@link SplitIntegrityError} on a mismatch.
+   * Loads a split folder: checks `split.json` and the sha256 of every file, resolves the backend,
+   * prepares the weights and makes the session sets of `opts.warm`. Throws
+   * {@link SplitIntegrityError} on a mismatch.
    */
   static async load(dir: string, opts: EngineOptions = {}): Promise<UNetEngine> {
     const log = opts.log ?? console.log;
     const manifest = await readSplitManifest(dir);
-    const files: { model: Uint8Array; external: { path: string; data: Uint8Array }[] }[] = [];
     for (const seg of manifest.segments) {
-      const model = await readChecked(dir, seg.file, seg.sha256);
-      const external = [];
-      for (const x of seg.externalData ?? []) {
-        external.push({ path: x.file, data: await readChecked(dir, x.file, x.sha256) });
+      if (
+        seg.kind === "block" && (seg.outputs.length !== 1 || seg.outputs[0].name !== seg.cached)
+      ) {
+        throw new SplitIntegrityError(
+          `split ${dir}: block ${seg.name} must have exactly one output, its cached tensor ${seg.cached}`,
+        );
       }
-      files.push({ model, external });
     }
+    const read = async (seg: Segment) => ({
+      model: await readChecked(dir, seg.file, seg.sha256),
+      external: await Promise.all(
+        (seg.externalData ?? []).map(async (x) => ({
+          path: x.file,
+          data: await readChecked(dir, x.file, x.sha256),
+        })),
+      ),
+    });
+    const files = await Promise.all(manifest.segments.map(read));
+    const storedBytes = files.reduce(
+      (s, f) => s + f.model.length + f.external.reduce((t, x) => t + x.data.length, 0),
+      0,
+    );
     const { backend } = await resolveBackend(opts.backend ?? "auto", log);
-    const outputs = new Set(manifest.outputs.map((o) => o.name));
-    const loaded: Loaded[] = [];
-    let blockIndex = 0;
+    const eightBit = manifest.precision === "int8" || manifest.precision === "uint8";
+    const weights = eightBit
+      ? opts.weights ?? defaultWeights(manifest, backend, storedBytes)
+      : "stored";
+    const prepare = (f: SegmentSource): SegmentSource =>
+      weights === "stored" || f.external.length > 0 ? f : {
+        model: dequantizeModelBytes(f.model, weights).bytes,
+        external: f.external,
+      };
+    const prepared = files.map(prepare);
+    const keep = prepared.reduce((s, f) => s + f.model.length, 0) <= KEEP_PREPARED_BYTES;
+    const source = keep
+      ? (i: number) => Promise.resolve(prepared[i])
+      : async (i: number) => prepare(await read(manifest.segments[i]));
+    if (!keep) prepared.length = 0;
+    const staticShapes = opts.staticShapes ?? true;
+    const engine = new UNetEngine(
+      manifest,
+      backend,
+      weights,
+      staticShapes,
+      opts.graphCapture ?? true,
+      Math.max(1, opts.maxShapes ?? 3),
+      source,
+      log,
+    );
     try {
-      for (const [i, seg] of manifest.segments.entries()) {
-        if (
-          seg.kind === "block" && (seg.outputs.length !== 1 || seg.outputs[0].name !== seg.cached)
-        ) {
-          throw new SplitIntegrityError(
-            `split ${dir}: block ${seg.name} must have exactly one output, its cached tensor ${seg.cached}`,
-          );
+      const symbols = new Set(
+        manifest.inputs.flatMap((i) => i.shape.filter((d) => typeof d === "string" && d !== "?")),
+      );
+      const warm = staticShapes ? opts.warm ?? [{ batch: 2 }] : [undefined];
+      for (const asked of warm.slice(0, engine.maxShapes)) {
+        // only the manifest's own symbols count (a fully static export has none)
+        const dims = asked &&
+          Object.fromEntries(Object.entries(asked).filter(([k]) => symbols.has(k)));
+        const missing = [...symbols].filter((s) => dims && dims[s] === undefined);
+        if (missing.length) {
+          log(`split ${dir}: not warming ${shapeKey(dims)} (no value for ${missing.join(", ")})`);
+          continue;
         }
-        const location: Record<string, ort.Tensor.DataLocation> = {};
-        for (const o of seg.outputs) location[o.name] = outputs.has(o.name) ? "cpu" : "gpu-buffer";
-        const session = await createSession(files[i].model, backend, {
-          preferredOutputLocation: location,
-          externalData: files[i].external,
-        });
-        checkSession(dir, seg, session);
-        loaded.push({
-          seg,
-          session,
-          block: seg.kind === "block" ? blockIndex++ : -1,
-          timing: { name: seg.name, kind: seg.kind, runs: 0, skipped: false },
-          total: 0,
-          sumMs: 0,
-        });
+        await serialized(() => engine.sessionsFor(dims));
       }
     } catch (e) {
-      for (const l of loaded) await l.session.release();
+      await engine.release();
       throw e;
     }
     log(
-      `split ${dir}: ${loaded.length} segments, ${blockIndex} cacheable blocks (${manifest.mode}, ${manifest.precision})`,
+      `split ${dir}: ${manifest.segments.length} segments, ${engine.blocks.length} cacheable blocks ` +
+        `(${manifest.mode}, ${manifest.precision}, weights ${weights}` +
+        `${staticShapes ? "" : ", symbolic shapes"})`,
     );
-    return new UNetEngine(manifest, backend, loaded);
+    return engine;
   }
 
   /** The UNet's inputs as the manifest declares them (name, dtype, shape). */
@@ -236,7 +365,7 @@ export class UNetEngine {
 
   /** Per-segment latencies of the last evaluation and their means, in manifest order. */
   timings(): SegmentTiming[] {
-    return this.segments.map((s) => ({ ...s.timing }));
+    return this.timing.map((t) => ({ ...t }));
   }
 
   /**
@@ -245,10 +374,7 @@ export class UNetEngine {
    * generation at one batch size.
    */
   counters(): { runs: number[]; ms: number[] } {
-    return {
-      runs: this.segments.map((s) => s.timing.runs),
-      ms: this.segments.map((s) => s.sumMs),
-    };
+    return { runs: this.timing.map((t) => t.runs), ms: [...this.sums] };
   }
 
   /**
@@ -258,17 +384,33 @@ export class UNetEngine {
    */
   expectedMs(compute: (blockIndex: number) => boolean = () => true): number | undefined {
     let total = 0;
-    for (const s of this.segments) {
-      if (s.block >= 0 && !compute(s.block)) continue;
-      if (s.timing.meanMs === undefined) return undefined;
-      total += s.timing.meanMs;
+    for (const [i, t] of this.timing.entries()) {
+      if (this.blockIndex[i] >= 0 && !compute(this.blockIndex[i])) continue;
+      if (t.meanMs === undefined) return undefined;
+      total += t.meanMs;
     }
     return total;
   }
 
+  /** The weights, shapes and capture state of the session sets alive now. */
+  status(): EngineStatus {
+    return {
+      backend: this.backend,
+      weights: this.weights,
+      staticShapes: this.staticShapes,
+      shapes: [...this.sets.values()].map((s) => ({
+        key: s.key,
+        captured: s.captured.filter((c) => c).length,
+        segments: s.sessions.length,
+      })),
+    };
+  }
+
   /**
-   * Runs one UNet evaluation. `feeds` holds the manifest's inputs (owned by the caller); returns
-   * the manifest's outputs as CPU tensors. One evaluation runs at a time per process.
+   * Runs one UNet evaluation. `feeds` holds the manifest's inputs (owned by the caller; on WebGPU a
+   * CPU input fed again as the same tensor object is not uploaded again, so do not change a fed
+   * tensor's data in place); returns the manifest's outputs as CPU tensors. One evaluation runs at
+   * a time per process.
    */
   run(feeds: Record<string, Tensor>, opts: RunOptions = {}): Promise<Record<string, Tensor>> {
     for (const spec of this.manifest.inputs) {
@@ -278,16 +420,72 @@ export class UNetEngine {
         throw new Error(`UNet input ${spec.name} must be ${spec.dtype}, got ${t.type}`);
       }
     }
-    return serialized(() => this.evaluate(feeds, opts));
+    const dims = symbolicDims(this.manifest.inputs, feeds);
+    return serialized(() => this.evaluate(feeds, this.staticShapes ? dims : undefined, opts));
+  }
+
+  /**
+   * WebGPU: the engine's buffer pool and transfer queue on the sessions' device (for helpers that
+   * work on its GPU tensors, such as the block cache's scale-shift); `undefined` on wasm.
+   */
+  gpuContext(): Promise<GpuContext> | undefined {
+    if (this.backend !== "webgpu") return undefined;
+    this.gpu ??= ortDevice().then((device) => {
+      const transfers = new GpuTransfers(device);
+      return { pool: new GpuBufferPool(device, transfers), transfers };
+    });
+    return this.gpu;
+  }
+
+  /** The session set for `dims` (made now if missing; the least recently used beyond the bound released). */
+  private async sessionsFor(dims: Record<string, number> | undefined): Promise<ShapeSessions> {
+    if (this.released) throw new Error("the UNet engine was released");
+    const key = shapeKey(dims);
+    const found = this.sets.get(key);
+    if (found) {
+      this.sets.delete(key);
+      this.sets.set(key, found);
+      return found;
+    }
+    while (this.sets.size >= this.maxShapes) {
+      const [oldKey, old] = this.sets.entries().next().value!;
+      this.sets.delete(oldKey);
+      await old.release();
+      this.log(`UNet sessions for ${oldKey} released (at most ${this.maxShapes} sizes kept)`);
+    }
+    const t0 = performance.now();
+    const set = await ShapeSessions.create(this.manifest, this.source, {
+      backend: this.backend,
+      dims,
+      capture: this.graphCapture,
+      gpu: () => this.gpuContext()!,
+      log: this.log,
+      check: (seg, session) => checkSession(seg, session),
+    });
+    this.sets.set(key, set);
+    const captured = set.captured.filter((c) => c).length;
+    this.log(
+      `UNet sessions for ${key}: ${set.sessions.length} segments` +
+        (this.backend === "webgpu" ? `, ${captured} captured` : "") +
+        ` (${(performance.now() - t0).toFixed(0)} ms)`,
+    );
+    return set;
   }
 
   private async evaluate(
     feeds: Record<string, Tensor>,
+    dims: Record<string, number> | undefined,
     opts: RunOptions,
   ): Promise<Record<string, Tensor>> {
     const { policy, signal } = opts;
+    const set = await this.sessionsFor(dims);
+    const onGpu = this.backend === "webgpu";
     const held = new Map<string, { tensor: Tensor; owned: boolean }>();
-    for (const [name, tensor] of Object.entries(feeds)) held.set(name, { tensor, owned: false });
+    for (const [name, tensor] of Object.entries(onGpu ? set.stage(feeds) : feeds)) {
+      held.set(name, { tensor, owned: false });
+    }
+    /** Wall ms of each segment run in this evaluation (recorded when it completes). */
+    const spent: number[] = [];
     const release = (after: number) => {
       for (const [name, h] of held) {
         if (this.outputNames.has(name)) continue;
@@ -298,14 +496,14 @@ export class UNetEngine {
       }
     };
     try {
-      for (const [i, s] of this.segments.entries()) {
-        if (signal?.aborted) throw signal.reason;
-        const seg = s.seg;
-        if (s.block >= 0 && policy) {
-          const cached = policy.reuse(seg.name, s.block);
+      for (const [i, seg] of this.manifest.segments.entries()) {
+        signal?.throwIfAborted();
+        const block = this.blockIndex[i];
+        if (block >= 0 && policy) {
+          const cached = policy.reuse(seg.name, block);
           if (cached) {
             held.set(seg.cached!, { tensor: cached, owned: false });
-            s.timing.skipped = true;
+            this.timing[i].skipped = true;
             release(i);
             continue;
           }
@@ -314,21 +512,25 @@ export class UNetEngine {
         for (const spec of seg.inputs) {
           const h = held.get(spec.name);
           if (!h) throw new Error(`segment ${seg.name}: input ${spec.name} is not available`);
-          input[spec.name] = h.tensor;
+          input[spec.name] = onGpu ? set.feed(i, spec.name, h.tensor) : h.tensor;
         }
         const t0 = performance.now();
-        const out = await s.session.run(input);
-        const ms = performance.now() - t0;
-        this.record(s, ms);
+        const out = await set.run(i, input);
+        spent[i] = performance.now() - t0;
         for (const spec of seg.outputs) {
           const t = out[spec.name];
           if (!t) throw new Error(`segment ${seg.name} produced no ${spec.name}`);
           held.set(spec.name, { tensor: t, owned: true });
         }
-        if (s.block >= 0 && policy) {
+        if (block >= 0 && policy) {
           const h = held.get(seg.cached!)!;
-          h.owned = false;
-          policy.store(seg.name, s.block, h.tensor);
+          if (onGpu) {
+            // a copy: a captured session overwrites its output buffer on its next replay
+            policy.store(seg.name, block, set.keep(h.tensor));
+          } else {
+            h.owned = false;
+            policy.store(seg.name, block, h.tensor);
+          }
         }
         release(i);
       }
@@ -336,52 +538,74 @@ export class UNetEngine {
       for (const spec of this.manifest.outputs) {
         const h = held.get(spec.name);
         if (!h) throw new Error(`the manifest produced no ${spec.name}`);
-        result[spec.name] = await toCpu(h.tensor);
+        const t0 = performance.now();
+        result[spec.name] = onGpu ? await this.readBack(h.tensor) : h.tensor;
+        // the read-back waits for the queued GPU work: count it to the segment that made the output
+        const producer = this.producer.get(spec.name);
+        if (producer !== undefined && spent[producer] !== undefined) {
+          spent[producer] += performance.now() - t0;
+        }
         if (h.owned && result[spec.name] !== h.tensor) h.tensor.dispose();
         held.delete(spec.name);
       }
+      spent.forEach((ms, i) => this.record(i, ms));
       return result;
     } finally {
       for (const h of held.values()) if (h.owned) h.tensor.dispose();
     }
   }
 
-  private record(s: Loaded, ms: number): void {
-    const t = s.timing;
+  /** A CPU copy of a UNet output (GPU tensors read back through the engine's staging buffer). */
+  private async readBack(t: Tensor): Promise<Tensor> {
+    if (t.location !== "gpu-buffer") return t;
+    const { transfers } = await this.gpuContext()!;
+    const bytes = await transfers.read(t.gpuBuffer as GPUBuffer, tensorByteLength(t.type, t.dims));
+    return new ort.Tensor(t.type, typedArrayOf(t.type, bytes), t.dims);
+  }
+
+  private record(i: number, ms: number): void {
+    const t = this.timing[i];
     t.lastMs = ms;
-    s.sumMs += ms;
+    this.sums[i] += ms;
     t.skipped = false;
     t.runs++;
     if (t.runs === 1) {
       t.meanMs = ms;
     } else {
       // the first run (shader compile, allocation) is left out of the mean
-      s.total = t.runs === 2 ? ms : s.total + ms;
-      t.meanMs = s.total / (t.runs - 1);
+      this.totals[i] = t.runs === 2 ? ms : this.totals[i] + ms;
+      t.meanMs = this.totals[i] / (t.runs - 1);
     }
   }
 
-  /** Releases every session. */
+  /** Releases every session and GPU buffer. */
   async release(): Promise<void> {
-    for (const s of this.segments) await s.session.release();
-    this.segments = [];
+    this.released = true;
+    for (const s of this.sets.values()) await s.release();
+    this.sets.clear();
+    if (this.gpu) {
+      const { pool, transfers } = await this.gpu;
+      transfers.close();
+      pool.close();
+      this.gpu = undefined;
+    }
   }
 }
 
-function checkSession(dir: string, seg: Segment, session: Session): void {
+function checkSession(seg: Segment, session: Session): void {
   const want = (list: TensorSpec[]) => list.map((t) => t.name).sort().join(",");
   if (want(seg.inputs) !== [...session.inputNames].sort().join(",")) {
     throw new SplitIntegrityError(
-      `split ${dir}: segment ${seg.file} has inputs ${
-        session.inputNames.join(", ")
-      }, split.json says ${want(seg.inputs)}`,
+      `segment ${seg.file} has inputs ${session.inputNames.join(", ")}, split.json says ${
+        want(seg.inputs)
+      }`,
     );
   }
   if (want(seg.outputs) !== [...session.outputNames].sort().join(",")) {
     throw new SplitIntegrityError(
-      `split ${dir}: segment ${seg.file} has outputs ${
-        session.outputNames.join(", ")
-      }, split.json says ${want(seg.outputs)}`,
+      `segment ${seg.file} has outputs ${session.outputNames.join(", ")}, split.json says ${
+        want(seg.outputs)
+      }`,
     );
   }
 }
