@@ -148,7 +148,7 @@ Deno.test({
       });
       const r = built.report;
       for (
-        const part of ["models/", "schedules/", "web/dist/", "main.ts", "worker.ts", "host.ts"]
+        const part of ["models/", "schedules/", "web/dist/", "main.ts", "exec/"]
       ) {
         assert(r.includes(part), `report lists ${part}:\n${r}`);
       }

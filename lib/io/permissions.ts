@@ -21,8 +21,8 @@ export function permissionAdvice(
   return `this process may not ${access} ${path}: Deno's ${flag} grant does not include it ` +
     `(\`deno task start\` grants ${
       access === "read"
-        ? "read access to ./models, ./schedules, ./thumbnails.json, ./thumbnails, ./web/dist " +
-          "and ./node_modules"
+        ? "read access to ./models, ./schedules, ./lib, ./thumbnails.json, ./thumbnails, " +
+          "./web/dist and ./node_modules"
         : "write access to ./thumbnails"
     } only). Put it there, or run main.ts with the start task's flags (deno.json, tasks.start) ` +
     `and ${path} added to ${flag}: deno run … ${flag}=…,${path} main.ts`;

@@ -163,8 +163,9 @@ async function readChecked(dir: string, file: string, sha256: string): Promise<U
   const got = sha256Bytes(bytes);
   if (got !== sha256) {
     throw new SplitIntegrityError(
-      `split ${dir}: ${file} has sha256 ${got}, split.json says ${sha256}; ` +
-        "the folder was modified or is incomplete (split the model again)",
+      `split ${dir}: ${file} has sha256 ${got}, split.json says ${sha256}: the file was ` +
+        `changed or damaged. Restore it (a shipped model: git checkout -- ${dir}); for your own ` +
+        "export, run deno task split again",
     );
   }
   return bytes;
