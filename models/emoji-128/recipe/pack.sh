@@ -12,13 +12,13 @@ repo="$(cd "$here/../../.." && pwd)"
 data="${1:-/work/data/emoji-128}"
 ldm_data="${2:-/work/data}"
 carry="$repo/models/emoji-ldm/recipe/carry_data.py"
-rm -rf "$repo/.train128.tmp"
-/usr/bin/python3 "$carry" pack "$data/emoji.npz" "$data/vocab.json" "$repo/.train128.tmp" --colors 128
-rm -rf "$repo/.train128" && mv "$repo/.train128.tmp" "$repo/.train128"
+tmp="$(mktemp -d)"  # outside the tree: a half-written folder there would travel with it
+trap 'rm -rf "$tmp"' EXIT
+/usr/bin/python3 "$carry" pack "$data/emoji.npz" "$data/vocab.json" "$tmp/train128" --colors 128
+rm -rf "$repo/.train128" && mv "$tmp/train128" "$repo/.train128"
 if [ "${LDM:-0}" = 1 ]; then
-  rm -rf "$repo/.train.tmp"
-  /usr/bin/python3 "$carry" pack "$ldm_data/emoji.npz" "$ldm_data/vocab.json" "$repo/.train.tmp"
-  rm -rf "$repo/.train" && mv "$repo/.train.tmp" "$repo/.train"
+  /usr/bin/python3 "$carry" pack "$ldm_data/emoji.npz" "$ldm_data/vocab.json" "$tmp/train"
+  rm -rf "$repo/.train" && mv "$tmp/train" "$repo/.train"
 fi
 tree=$(cd "$repo" && git ls-files -z --cached --others --exclude-standard | xargs -0 du -cb 2>/dev/null | tail -1 | cut -f1)
 carried=$(du -cb "$repo/.train128" $([ -d "$repo/.train" ] && [ "${LDM:-0}" = 1 ] && echo "$repo/.train") | tail -1 | cut -f1)

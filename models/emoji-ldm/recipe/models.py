@@ -85,7 +85,9 @@ class Attention(nn.Module):
         if _SDPA is not None and not torch.onnx.is_in_onnx_export():
             out = _SDPA(q, k, v)
         else:
-            out = torch.softmax(q @ k.transpose(-1, -2) * (1.0 / math.sqrt(c // h)), dim=-1) @ v
+            # scale q, not the (tokens x tokens) scores: one pass over 1/N of the data (32x32 latent:
+            # the scores are 1024x1024 per head), the same function
+            out = torch.softmax((q * (1.0 / math.sqrt(c // h))) @ k.transpose(-1, -2), dim=-1) @ v
         return self.to_out[0](out.transpose(1, 2).reshape(b, n, c))
 
 
@@ -245,10 +247,12 @@ class MidBlock(nn.Module):
         return self.resnets[1](x, temb)
 
 
-def transformer_depth(cfg, level):
+def transformer_depth(cfg, level, up=False):
     """BasicTransformerBlocks per Transformer2DModel at a resolution level (0 = full latent size):
-    diffusers' `transformer_layers_per_block`, one number or one per level (default 1)."""
-    d = cfg.get("transformer_layers_per_block", 1)
+    diffusers' `transformer_layers_per_block`, one number or one per level (default 1); for the up
+    blocks `reverse_transformer_layers_per_block` (one per level, from the full size) where given."""
+    d = cfg.get("reverse_transformer_layers_per_block") if up else None
+    d = cfg.get("transformer_layers_per_block", 1) if d is None else d
     return d[level] if isinstance(d, list) else d
 
 
@@ -290,7 +294,7 @@ class UNet2DConditionModel(nn.Module):
             prev = rev[i - 1] if i > 0 else rev[0]
             cin = rev[min(i + 1, len(ch) - 1)]
             self.up_blocks.append(UpBlock(cin, rev[i], prev, cfg, temb, kind.startswith("CrossAttn"), i == len(ch) - 1,
-                                          transformer_depth(cfg, len(ch) - 1 - i)))
+                                          transformer_depth(cfg, len(ch) - 1 - i, up=True)))
         self.conv_norm_out = nn.GroupNorm(cfg["norm_num_groups"], ch[0], eps=1e-5)
         self.conv_act = nn.SiLU()
         self.conv_out = nn.Conv2d(ch[0], cfg["out_channels"], 3, padding=1)
