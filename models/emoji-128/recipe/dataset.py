@@ -28,7 +28,6 @@ name is a new combination of known words.
 """
 import argparse
 import hashlib
-import io
 import json
 import os
 import re
@@ -117,6 +116,8 @@ def check_licence(data, package, version, licence):
     """Exits unless the package declares `licence` (package.json, and the Iconify info.json where
     there is one) and `licence` is in ALLOWED."""
     pkg = package_dir(data, package, version)
+    if not os.path.exists(os.path.join(pkg, "package.json")):
+        sys.exit(f"dataset: {pkg} is missing: run `dataset.py fetch --data {data}` first")
     declared = {json.load(open(os.path.join(pkg, "package.json"))).get("license")}
     info = os.path.join(pkg, "info.json")
     if os.path.exists(info):
@@ -374,6 +375,8 @@ def renderer():
 def subset(args):
     """A smaller copy of the dataset for toy runs: `count` images at fixed random positions (the
     held-out ones among them stay held out), the same vocabulary."""
+    if not os.path.exists(os.path.join(args.data, "emoji.npz")):
+        sys.exit(f"dataset subset: {args.data}/emoji.npz is missing: run `dataset.py build` first")
     d = np.load(os.path.join(args.data, "emoji.npz"))
     pick = np.sort(np.random.default_rng(0).permutation(len(d["captions"]))[:args.count])
     os.makedirs(args.out, exist_ok=True)

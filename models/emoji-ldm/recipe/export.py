@@ -188,9 +188,11 @@ def export(work, data, out, cfg):
     }, open(os.path.join(out, "test_vectors", "vectors.json"), "w"))
     if work:
         # preview: least-squares linear map latent (4, scaled) -> RGB of the downsampled image, fitted
-        # on at most 4,096 images
+        # on at most 2^21 latent pixels (all of the default model's; 2,048 of emoji-128's images)
         d = np.load(os.path.join(data, "emoji.npz"))
-        sub = np.random.default_rng(3).permutation(len(d["images"]))[:4096]
+        n = len(d["images"])
+        cap = 2 ** 21 // (latent * latent)
+        sub = np.arange(n) if n <= cap else np.sort(np.random.default_rng(3).permutation(n)[:cap])
         f = side // latent
         lat = np.load(os.path.join(work, "latents.npy"))[sub] * aej["scaling_factor"]
         imgs = d["images"][sub].reshape(-1, latent, f, latent, f, 3).mean(axis=(2, 4)) / 127.5 - 1.0

@@ -234,8 +234,7 @@ def train_unet(args):
     lat = torch.from_numpy(np.load(os.path.join(args.work, "latents.npy")))
     scale = json.load(open(os.path.join(args.work, "ae.json")))["scaling_factor"]
     lat = (lat * scale).to(DEVICE)
-    captions = list(d["captions"])
-    ids_all = torch.from_numpy(tokenize(captions, vocab, n_tok))
+    ids_all = torch.from_numpy(tokenize(list(d["captions"]), vocab, n_tok))
     style_drop = cfg["data"]["style_drop"]
     ids_plain = torch.from_numpy(tokenize(plain_captions(d, cfg), vocab, n_tok)) if style_drop else None
     empty = torch.from_numpy(tokenize([""], vocab, n_tok))[0]
