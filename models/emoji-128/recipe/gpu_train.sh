@@ -12,7 +12,7 @@
 # (models/emoji-ldm/recipe/config-style-drop.json); its weights land in $OUT/emoji-ldm/.
 # BUDGET_S (default 510) bounds both trainings, from the start of each to its last stage; the call
 # ends about 20 s after it. Other settings: UNET_BATCH (512), UNET_LR (6e-4), AE_MIN (1.5), DEC_MIN
-# (0.6), CLS_MIN (0.4), THREADS (8), CARRY (.train128), PYTHON.
+# (0.6), CLS_MIN (0.4), THREADS (8), AMP (bf16; none: fp32 with TF32), CARRY (.train128), PYTHON.
 set -uo pipefail
 cd "$(dirname "$0")/../../.."
 out="${OUT:-/tmp/gpu_train_out}"
@@ -31,7 +31,7 @@ if [ "${RETRAIN_LDM:-0}" = 1 ]; then
   fi
 fi
 OUT="$out/emoji-128" RUN=emoji-128 CARRY="${CARRY:-.train128}" CONFIG=models/emoji-128/recipe/config.json \
-  AMP=bf16 AE_BATCH="${AE_BATCH:-128}" UNET_BATCH="${UNET_BATCH:-512}" UNET_LR="${UNET_LR:-6e-4}" \
+  AMP="${AMP:-bf16}" AE_BATCH="${AE_BATCH:-128}" UNET_BATCH="${UNET_BATCH:-512}" UNET_LR="${UNET_LR:-6e-4}" \
   CLS_BATCH="${CLS_BATCH:-256}" AE_MIN="${AE_MIN:-1.5}" DEC_MIN="${DEC_MIN:-0.6}" CLS_MIN="${CLS_MIN:-0.4}" \
   THREADS="${THREADS:-8}" bash models/emoji-ldm/recipe/gpu_train.sh
 rc=$?
