@@ -83,7 +83,8 @@ function median(xs: number[]): number {
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
-function randomInput(spec: TensorSpec, batch: number, next: () => number): Tensor {
+/** A deterministic input for a UNet input spec: symbolic dimensions take `batch`, floats come from `next`, integer inputs (the timestep) are 500. */
+export function randomInput(spec: TensorSpec, batch: number, next: () => number): Tensor {
   const dims = spec.shape.map((d) => {
     if (typeof d === "number") return d;
     if (d === "?") throw new Error(`input ${spec.name} has an unknown dimension; cannot benchmark`);

@@ -1,8 +1,13 @@
-"""The default model's networks, named like diffusers/transformers modules so that
-`torch.onnx.export` gives Stable-Diffusion-shaped node names (`/down_blocks.0/attentions.0/...`).
+"""The recipe's networks, named like diffusers/transformers modules so that `torch.onnx.export`
+gives Stable-Diffusion-shaped node names (`/down_blocks.0/attentions.0/...`).
 
-Written for torch 1.13 (no SDPA): attention is spelled out, which also exports cleanly.
+Every size comes from a model config: the constants below are the default model's (emoji-ldm);
+another model's recipe passes its own JSON file to `load_config` (models/emoji-128/recipe/config.json).
+
+Written for torch 1.13 (no SDPA): attention is spelled out, which also exports cleanly; on torch
+2.x (the GPU machine) training uses `F.scaled_dot_product_attention`, the same function.
 """
+import json
 import math
 
 import torch
@@ -26,9 +31,41 @@ UNET_CONFIG = {
 TEXT_CONFIG = {"vocab_size": 1800, "hidden_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
                "max_position_embeddings": 16, "intermediate_size": 256}
 VAE_CONFIG = {"in_channels": 3, "latent_channels": 4, "block_out_channels": [16, 32, 64], "norm_num_groups": 8}
+CLASSIFIER_CONFIG = {"channels": [32, 64, 96, 128]}
+# How the default model was trained and is exported: image side, caption layout, grid styles.
+DATA_CONFIG = {"image_size": 64, "max_tokens": 16, "styles": ["google", "twitter"], "style_drop": 0.0,
+               "caption_drop": 0.1}
+DEFAULT_CONFIG = {"name": "emoji-ldm", "unet": UNET_CONFIG, "text": TEXT_CONFIG, "vae": VAE_CONFIG,
+                  "classifier": CLASSIFIER_CONFIG, "data": DATA_CONFIG}
+
+
+def load_config(path=None):
+    """The default model's config with the sections of the JSON file at `path` laid over it, key by
+    key (a section the file leaves out stays the default's). Checks that the image side is the
+    latent side times the autoencoder's factor."""
+    cfg = {k: (dict(v) if isinstance(v, dict) else v) for k, v in DEFAULT_CONFIG.items()}
+    if path:
+        for k, v in json.load(open(path)).items():
+            if isinstance(v, dict) and isinstance(cfg.get(k), dict):
+                cfg[k].update(v)
+            else:
+                cfg[k] = v
+    side = cfg["unet"]["sample_size"] * vae_factor(cfg["vae"])
+    if side != cfg["data"]["image_size"]:
+        raise ValueError(f"config: latent {cfg['unet']['sample_size']} x VAE factor {vae_factor(cfg['vae'])} "
+                         f"is {side}, not the image size {cfg['data']['image_size']}")
+    return cfg
+
+
+def vae_factor(vae_cfg):
+    """The autoencoder's downsampling factor: one stride-2 convolution per level but the last."""
+    return 2 ** (len(vae_cfg["block_out_channels"]) - 1)
 
 
 # ---------------------------------------------------------------- shared pieces
+_SDPA = getattr(F, "scaled_dot_product_attention", None)  # torch >= 2.0
+
+
 class Attention(nn.Module):
     def __init__(self, dim, context_dim, head_dim):
         super().__init__()
@@ -45,9 +82,13 @@ class Attention(nn.Module):
         q = self.to_q(x).reshape(b, n, h, c // h).transpose(1, 2)
         k = self.to_k(context).reshape(b, context.shape[1], h, c // h).transpose(1, 2)
         v = self.to_v(context).reshape(b, context.shape[1], h, c // h).transpose(1, 2)
-        w = torch.softmax(q @ k.transpose(-1, -2) * (1.0 / math.sqrt(c // h)), dim=-1)
-        out = (w @ v).transpose(1, 2).reshape(b, n, c)
-        return self.to_out[0](out)
+        if _SDPA is not None and not torch.onnx.is_in_onnx_export():
+            out = _SDPA(q, k, v)
+        else:
+            # scale q, not the (tokens x tokens) scores: one pass over 1/N of the data (32x32 latent:
+            # the scores are 1024x1024 per head), the same function
+            out = torch.softmax((q * (1.0 / math.sqrt(c // h))) @ k.transpose(-1, -2), dim=-1) @ v
+        return self.to_out[0](out.transpose(1, 2).reshape(b, n, c))
 
 
 class GEGLU(nn.Module):
@@ -90,12 +131,13 @@ class BasicTransformerBlock(nn.Module):
 class Transformer2DModel(nn.Module):
     """SD-1.x SpatialTransformer: the block's output is `proj_out(...) + input` (the residual C_i)."""
 
-    def __init__(self, ch, cfg):
+    def __init__(self, ch, cfg, depth=1):
         super().__init__()
         self.norm = nn.GroupNorm(cfg["norm_num_groups"], ch, eps=1e-6)
         self.proj_in = nn.Conv2d(ch, ch, 1)
         self.transformer_blocks = nn.ModuleList(
-            [BasicTransformerBlock(ch, cfg["cross_attention_dim"], cfg["attention_head_dim"], cfg["ff_mult"])])
+            [BasicTransformerBlock(ch, cfg["cross_attention_dim"], cfg["attention_head_dim"], cfg["ff_mult"])
+             for _ in range(depth)])
         self.proj_out = nn.Conv2d(ch, ch, 1)
         nn.init.zeros_(self.proj_out.weight)
         nn.init.zeros_(self.proj_out.bias)
@@ -148,12 +190,12 @@ class Upsample2D(nn.Module):
 
 # ---------------------------------------------------------------- UNet
 class DownBlock(nn.Module):
-    def __init__(self, cin, cout, cfg, temb, attn, last):
+    def __init__(self, cin, cout, cfg, temb, attn, last, depth=1):
         super().__init__()
         n = cfg["layers_per_block"]
         g = cfg["norm_num_groups"]
         self.resnets = nn.ModuleList([ResnetBlock2D(cin if i == 0 else cout, cout, g, temb) for i in range(n)])
-        self.attentions = nn.ModuleList([Transformer2DModel(cout, cfg) for _ in range(n)]) if attn else None
+        self.attentions = nn.ModuleList([Transformer2DModel(cout, cfg, depth) for _ in range(n)]) if attn else None
         self.downsamplers = None if last else nn.ModuleList([Downsample2D(cout)])
 
     def forward(self, x, temb, context):
@@ -170,7 +212,7 @@ class DownBlock(nn.Module):
 
 
 class UpBlock(nn.Module):
-    def __init__(self, cin, cout, prev, cfg, temb, attn, last):
+    def __init__(self, cin, cout, prev, cfg, temb, attn, last, depth=1):
         super().__init__()
         n = cfg["layers_per_block"] + 1
         g = cfg["norm_num_groups"]
@@ -179,7 +221,7 @@ class UpBlock(nn.Module):
             skip = cin if i == n - 1 else cout
             rin = prev if i == 0 else cout
             self.resnets.append(ResnetBlock2D(rin + skip, cout, g, temb))
-        self.attentions = nn.ModuleList([Transformer2DModel(cout, cfg) for _ in range(n)]) if attn else None
+        self.attentions = nn.ModuleList([Transformer2DModel(cout, cfg, depth) for _ in range(n)]) if attn else None
         self.upsamplers = None if last else nn.ModuleList([Upsample2D(cout)])
 
     def forward(self, x, skips, temb, context):
@@ -193,16 +235,25 @@ class UpBlock(nn.Module):
 
 
 class MidBlock(nn.Module):
-    def __init__(self, ch, cfg, temb):
+    def __init__(self, ch, cfg, temb, depth=1):
         super().__init__()
         g = cfg["norm_num_groups"]
         self.resnets = nn.ModuleList([ResnetBlock2D(ch, ch, g, temb), ResnetBlock2D(ch, ch, g, temb)])
-        self.attentions = nn.ModuleList([Transformer2DModel(ch, cfg)])
+        self.attentions = nn.ModuleList([Transformer2DModel(ch, cfg, depth)])
 
     def forward(self, x, temb, context):
         x = self.resnets[0](x, temb)
         x = self.attentions[0](x, context)
         return self.resnets[1](x, temb)
+
+
+def transformer_depth(cfg, level, up=False):
+    """BasicTransformerBlocks per Transformer2DModel at a resolution level (0 = full latent size):
+    diffusers' `transformer_layers_per_block`, one number or one per level (default 1); for the up
+    blocks `reverse_transformer_layers_per_block` (one per level, from the full size) where given."""
+    d = cfg.get("reverse_transformer_layers_per_block") if up else None
+    d = cfg.get("transformer_layers_per_block", 1) if d is None else d
+    return d[level] if isinstance(d, list) else d
 
 
 class TimestepEmbedding(nn.Module):
@@ -234,14 +285,16 @@ class UNet2DConditionModel(nn.Module):
         self.down_blocks = nn.ModuleList()
         for i, kind in enumerate(cfg["down_block_types"]):
             cin = ch[i - 1] if i > 0 else ch[0]
-            self.down_blocks.append(DownBlock(cin, ch[i], cfg, temb, kind.startswith("CrossAttn"), i == len(ch) - 1))
-        self.mid_block = MidBlock(ch[-1], cfg, temb)
+            self.down_blocks.append(DownBlock(cin, ch[i], cfg, temb, kind.startswith("CrossAttn"), i == len(ch) - 1,
+                                              transformer_depth(cfg, i)))
+        self.mid_block = MidBlock(ch[-1], cfg, temb, transformer_depth(cfg, len(ch) - 1))
         self.up_blocks = nn.ModuleList()
         rev = list(reversed(ch))
         for i, kind in enumerate(cfg["up_block_types"]):
             prev = rev[i - 1] if i > 0 else rev[0]
             cin = rev[min(i + 1, len(ch) - 1)]
-            self.up_blocks.append(UpBlock(cin, rev[i], prev, cfg, temb, kind.startswith("CrossAttn"), i == len(ch) - 1))
+            self.up_blocks.append(UpBlock(cin, rev[i], prev, cfg, temb, kind.startswith("CrossAttn"), i == len(ch) - 1,
+                                          transformer_depth(cfg, len(ch) - 1 - i, up=True)))
         self.conv_norm_out = nn.GroupNorm(cfg["norm_num_groups"], ch[0], eps=1e-5)
         self.conv_act = nn.SiLU()
         self.conv_out = nn.Conv2d(ch[0], cfg["out_channels"], 3, padding=1)
@@ -411,16 +464,17 @@ class VaeDecoderExport(nn.Module):
 
 # ---------------------------------------------------------------- evaluation network
 class EmojiClassifier(nn.Module):
-    """Category classifier on 64x64 RGB in [-1, 1]; its 128-d pooled features feed FD/KID."""
+    """Category classifier on RGB images in [-1, 1] (any side: the features are pooled); its pooled
+    features (the last of `channels`, 128 for the default) feed FD/KID."""
 
-    def __init__(self, classes=9):
+    def __init__(self, classes=9, channels=(32, 64, 96, 128)):
         super().__init__()
         layers, cin = [], 3
-        for cout in (32, 64, 96, 128):
+        for cout in channels:
             layers += [nn.Conv2d(cin, cout, 3, padding=1), nn.BatchNorm2d(cout), nn.ReLU(), nn.MaxPool2d(2)]
             cin = cout
         self.features = nn.Sequential(*layers)
-        self.head = nn.Linear(128, classes)
+        self.head = nn.Linear(cin, classes)
 
     def embed(self, x):
         return self.features(x).mean(dim=(2, 3))
