@@ -12,11 +12,20 @@ import { encodePng, nchwToRgba, type RgbaImage } from "../image/png.ts";
 import { previewPng } from "../image/preview.ts";
 import { type ModelFolder, readModelFolder } from "../model/folder.ts";
 import { loadTokenizer, type Tokenizer } from "../model/tokenizer.ts";
+import { type ImageSize, type LatentShape, latentShapeOf } from "../model/sizes.ts";
+import { timestepTensor } from "../model/unet_inputs.ts";
+import {
+  checkMemory,
+  estimateMemory,
+  type MemoryEstimate,
+  type MemoryProfile,
+  readMemoryProfile,
+} from "../model/memory.ts";
 import { type BackendChoice, resolveBackend } from "../runtime/backend.ts";
 import { createSession, serialized } from "../runtime/session.ts";
 import type { Session, Tensor } from "../runtime/ort.ts";
 import { float32Tensor, numericTensor, toFloat32 } from "../runtime/tensors.ts";
-import { applyGuidance } from "../solvers/guidance.ts";
+import { applyGuidance, usesGuidance } from "../solvers/guidance.ts";
 import { createSolver } from "../solvers/mod.ts";
 import { gaussianNoise } from "../solvers/noise.ts";
 import type { BlockPolicy } from "../unet/engine.ts";
@@ -54,12 +63,31 @@ export function initialLatents(seeds: number[], length: number, sigma: number): 
   return x;
 }
 
+/** The shape of a plan as the memory estimate sees it. */
+function planShape(
+  model: ModelFolder,
+  tokenizer: Tokenizer,
+  latent: LatentShape,
+  images: number,
+  guided: boolean,
+) {
+  return {
+    images,
+    guided,
+    latent,
+    sequence: tokenizer.maxLength,
+    latentChannels: model.latentChannels,
+  };
+}
+
 function elapsed(t0: number): number {
   return performance.now() - t0;
 }
 
 /** A loaded model, ready to make images. */
 export class Pipeline {
+  private estimates = new Map<string, MemoryEstimate>();
+
   private constructor(
     readonly model: ModelFolder,
     readonly backend: Backend,
@@ -68,29 +96,92 @@ export class Pipeline {
     readonly unet: UNetEngine,
     readonly vaeDecoder: Session | null,
     readonly schedules: ScheduleRegistry,
+    /** The model's graphs without weights, for memory estimates (lib/model/memory.ts). */
+    readonly memory: MemoryProfile,
   ) {}
 
-  /** Loads a model folder (checking the UNet split manifest's sha256s) on the chosen backend. */
+  /**
+   * Loads a model folder on the chosen backend. The folder is checked first (readModelFolder:
+   * a bad folder throws a ModelFolderError before any session exists), then the memory one
+   * guided image at the native size needs on the backend (PlanMemoryError, with the way out,
+   * when it does not fit); a failure while creating sessions releases the ones already made.
+   */
   static async load(modelDir: string, opts: PipelineOptions = {}): Promise<Pipeline> {
     const log = opts.log ?? console.log;
     const model = await readModelFolder(modelDir);
     const { backend } = await resolveBackend(opts.backend ?? "auto", log);
     const tokenizer = await loadTokenizer(model.tokenizerDir);
-    const textEncoder = await createSession(await Deno.readFile(model.textEncoderFile), backend);
-    const unet = await UNetEngine.load(model.unetDir, { backend, log });
-    const vaeDecoder = model.vaeDecoderFile
-      ? await createSession(await Deno.readFile(model.vaeDecoderFile), backend)
-      : null;
     const schedulesDir = opts.schedulesDir ??
       new URL(`../../schedules/${model.name}`, import.meta.url).pathname;
     const schedules = await ScheduleRegistry.load(schedulesDir, model.name);
-    return new Pipeline(model, backend, tokenizer, textEncoder, unet, vaeDecoder, schedules);
+    const memory = await readMemoryProfile(model);
+    const native = { height: model.latentSize, width: model.latentSize };
+    checkMemory(
+      estimateMemory(memory, planShape(model, tokenizer, native, 1, true), backend),
+      `${model.name} (one guided ${model.imageSize}x${model.imageSize} image)`,
+      model.split.precision,
+    );
+    const made: { release(): Promise<void> }[] = [];
+    try {
+      const textEncoder = await createSession(await Deno.readFile(model.textEncoderFile), backend);
+      made.push(textEncoder);
+      const unet = await UNetEngine.load(model.unetDir, { backend, log });
+      made.push(unet);
+      const vaeDecoder = model.vaeDecoderFile
+        ? await createSession(await Deno.readFile(model.vaeDecoderFile), backend)
+        : null;
+      return new Pipeline(
+        model,
+        backend,
+        tokenizer,
+        textEncoder,
+        unet,
+        vaeDecoder,
+        schedules,
+        memory,
+      );
+    } catch (e) {
+      for (const s of made) await s.release();
+      throw e;
+    }
   }
 
-  /** Latent values per image (C × H × W). */
+  /** Latent values per image (C × H × W) at the native size. */
   get latentLength(): number {
     const m = this.model;
     return m.latentChannels * m.latentSize * m.latentSize;
+  }
+
+  /** The latent shape of the model's native size. */
+  get nativeLatent(): LatentShape {
+    return { height: this.model.latentSize, width: this.model.latentSize };
+  }
+
+  /**
+   * The memory `images` images at `latent` (with or without guidance) need on this pipeline's
+   * backend (lib/model/memory.ts; cached per shape).
+   */
+  estimateMemory(latent: LatentShape, images: number, guided: boolean): MemoryEstimate {
+    const key = `${latent.height}x${latent.width}x${images}${guided ? "g" : ""}`;
+    let e = this.estimates.get(key);
+    if (!e) {
+      const plan = planShape(this.model, this.tokenizer, latent, images, guided);
+      e = estimateMemory(this.memory, plan, this.backend);
+      this.estimates.set(key, e);
+    }
+    return e;
+  }
+
+  /**
+   * The latent shape of a request's size (default native); throws UnsupportedSizeError naming
+   * the sizes the model serves.
+   */
+  latentShape(size?: Partial<ImageSize>): LatentShape {
+    const native = this.model.sizes.native;
+    return latentShapeOf(this.model.sizes, {
+      width: size?.width ?? native.width,
+      height: size?.height ?? native.height,
+    });
   }
 
   /** Encodes prompts (and their negatives for guidance) in one text-encoder run. */
@@ -104,19 +195,17 @@ export class Pipeline {
     const ids = new Int32Array(texts.length * L);
     texts.forEach((t, i) => ids.set(this.tokenizer.encode(t), i * L));
     const name = this.textEncoder.inputNames[0];
-    const meta = this.textEncoder.inputMetadata?.[0] as { type?: string } | undefined;
-    const input = numericTensor(Array.from(ids), [texts.length, L], meta?.type ?? "int32");
+    const input = numericTensor(Array.from(ids), [texts.length, L], this.model.inputIdsDType);
     const out = await serialized(() => this.textEncoder.run({ [name]: input }));
-    const hidden = out[this.textEncoder.outputNames[0]];
-    for (const [k, v] of Object.entries(out)) {
-      if (k !== this.textEncoder.outputNames[0]) v.dispose();
-    }
+    const key = this.model.textEncoderOutput;
+    const hidden = out[key];
+    for (const [k, v] of Object.entries(out)) if (k !== key) v.dispose();
     return { tensor: hidden, batch: prompts.length, guided };
   }
 
   /**
-   * One guided UNet evaluation on `sample` (B latents) at `timestep`; returns the guided model
-   * output (B latents).
+   * One guided UNet evaluation on `sample` (B latents of `latent` shape, default native) at
+   * `timestep`; returns the guided model output (B latents).
    */
   async evalUNet(
     sample: Float32Array,
@@ -125,6 +214,7 @@ export class Pipeline {
     policy: BlockPolicy | undefined,
     guidanceScale: number,
     signal?: AbortSignal,
+    latent: LatentShape = this.nativeLatent,
   ): Promise<Float32Array> {
     const m = this.model;
     const input = emb.guided ? new Float32Array(sample.length * 2) : sample;
@@ -134,8 +224,8 @@ export class Pipeline {
     }
     const n = emb.guided ? emb.batch * 2 : emb.batch;
     const feeds: Record<string, Tensor> = {
-      sample: float32Tensor(input, [n, m.latentChannels, m.latentSize, m.latentSize]),
-      timestep: numericTensor([timestep], [1], this.unet.inputDType("timestep")),
+      sample: float32Tensor(input, [n, m.latentChannels, latent.height, latent.width]),
+      timestep: timestepTensor(m.unetInputs.timestep, timestep, n),
       encoder_hidden_states: emb.tensor,
     };
     const out = await this.unet.run(feeds, { policy, signal });
@@ -145,24 +235,29 @@ export class Pipeline {
     return emb.guided ? applyGuidance(data, guidanceScale) : data;
   }
 
-  /** Decodes B latents to 8-bit RGBA images. */
-  async decode(latents: Float32Array, batch: number): Promise<RgbaImage[]> {
+  /** Decodes B latents (of `latent` shape, default native) to 8-bit RGBA images. */
+  async decode(
+    latents: Float32Array,
+    batch: number,
+    latent: LatentShape = this.nativeLatent,
+  ): Promise<RgbaImage[]> {
     const m = this.model;
     let pixels: Float32Array;
-    const size = this.vaeDecoder ? m.imageSize : m.latentSize;
+    const f = this.vaeDecoder ? m.sizes.vaeScaleFactor : 1;
+    const [width, height] = [latent.width * f, latent.height * f];
     if (this.vaeDecoder) {
       const scaled = latents.map((v) => v / m.vaeScalingFactor);
       const name = this.vaeDecoder.inputNames[0];
       const vae = this.vaeDecoder;
-      const latent = float32Tensor(scaled, [batch, m.latentChannels, m.latentSize, m.latentSize]);
-      const out = await serialized(() => vae.run({ [name]: latent }));
+      const z = float32Tensor(scaled, [batch, m.latentChannels, latent.height, latent.width]);
+      const out = await serialized(() => vae.run({ [name]: z }));
       const t = out[this.vaeDecoder.outputNames[0]];
       pixels = await toFloat32(t);
       t.dispose();
     } else {
       pixels = latents;
     }
-    return Array.from({ length: batch }, (_, i) => nchwToRgba(pixels, i, size, size));
+    return Array.from({ length: batch }, (_, i) => nchwToRgba(pixels, i, width, height));
   }
 
   /** Resolves a request's cache field to a schedule for this model (null = no caching). */
@@ -177,7 +272,8 @@ export class Pipeline {
 
   /**
    * Makes a batch of images in one denoising loop. All requests must share steps, solver,
-   * guidance and cache; each keeps its own prompt, negative prompt and seed.
+   * guidance, cache and size; each keeps its own prompt, negative prompt and seed. A size the
+   * model does not serve throws UnsupportedSizeError before anything runs.
    */
   async generateBatch(
     reqs: GenerateRequest[],
@@ -188,15 +284,23 @@ export class Pipeline {
     for (const r of reqs) {
       if (
         r.steps !== first.steps || r.solver !== first.solver ||
-        r.guidanceScale !== first.guidanceScale || r.cache !== first.cache
-      ) throw new Error("generateBatch: requests must share steps, solver, guidance and cache");
+        r.guidanceScale !== first.guidanceScale || r.cache !== first.cache ||
+        r.width !== first.width || r.height !== first.height
+      ) throw new Error("generateBatch: requests must share steps, solver, guidance, cache, size");
     }
+    const latent = this.latentShape(first);
+    const guided = usesGuidance(first.guidanceScale);
+    const f = this.model.sizes.vaeScaleFactor;
+    checkMemory(
+      this.estimateMemory(latent, reqs.length, guided),
+      `${reqs.length} ${guided ? "guided " : ""}${latent.width * f}x${latent.height * f} image(s)`,
+      this.model.split.precision,
+    );
     const { signal, onProgress } = opts;
     const schedule = await this.resolveSchedule(first.cache, first.solver, first.steps);
     // no schedule, no cache: an uncached run stores no residuals
     const cache = schedule ? new BlockCache(schedule, this.unet.blocks) : undefined;
     const B = reqs.length;
-    const guided = first.guidanceScale !== 1;
     let emb: Embeddings | undefined;
     try {
       signal?.throwIfAborted();
@@ -208,20 +312,21 @@ export class Pipeline {
       );
       const textEncoderMs = elapsed(tText);
       const solver = createSolver(first.solver, this.model.scheduler, first.steps);
-      let x = initialLatents(reqs.map((r) => r.seed), this.latentLength, solver.initNoiseSigma);
+      const length = this.model.latentChannels * latent.height * latent.width;
+      let x = initialLatents(reqs.map((r) => r.seed), length, solver.initNoiseSigma);
       const tUnet = performance.now();
       for (let i = 0; i < first.steps; i++) {
         signal?.throwIfAborted();
         await cache?.beginStep(i);
         const xin = solver.scaleModelInput(x, i);
         const t = solver.timesteps[i];
-        const out = await this.evalUNet(xin, t, emb, cache, first.guidanceScale, signal);
+        const out = await this.evalUNet(xin, t, emb, cache, first.guidanceScale, signal, latent);
         const step = solver.step(out, i, x);
         x = step.prevSample;
         if (onProgress) {
           const every = opts.previewEvery ?? 0;
           const preview = every > 0 && ((i + 1) % every === 0 || i + 1 === first.steps)
-            ? this.preview(step.predOriginal)
+            ? this.preview(step.predOriginal, latent)
             : undefined;
           onProgress({ step: i + 1, steps: first.steps, elapsedMs: elapsed(t0), preview });
         }
@@ -229,15 +334,14 @@ export class Pipeline {
       const unetMs = elapsed(tUnet);
       signal?.throwIfAborted();
       const tDec = performance.now();
-      const images = await this.decode(x, B);
+      const images = await this.decode(x, B, latent);
       const decoderMs = elapsed(tDec);
       const totalMs = elapsed(t0);
-      const size = images[0].width;
       return reqs.map((r, i) => ({
         png: encodePng(images[i]),
         image: images[i],
-        width: size,
-        height: size,
+        width: images[i].width,
+        height: images[i].height,
         seed: r.seed,
         steps: r.steps,
         solver: r.solver,
@@ -253,13 +357,14 @@ export class Pipeline {
     }
   }
 
-  /** A preview PNG of the first image's predicted clean latent. */
-  preview(predOriginal: Float32Array): Uint8Array {
+  /** A preview PNG of the first image's predicted clean latent (of `latent` shape). */
+  preview(predOriginal: Float32Array, latent: LatentShape = this.nativeLatent): Uint8Array {
     const m = this.model;
-    if (m.preview) {
-      return previewPng(predOriginal, 0, m.latentChannels, m.latentSize, m.imageSize, m.preview);
+    if (m.preview && latent.width === latent.height) {
+      const side = latent.width * (this.vaeDecoder ? m.sizes.vaeScaleFactor : 1);
+      return previewPng(predOriginal, 0, m.latentChannels, latent.width, side, m.preview);
     }
-    return encodePng(nchwToRgba(predOriginal, 0, m.latentSize, m.latentSize));
+    return encodePng(nchwToRgba(predOriginal, 0, latent.width, latent.height));
   }
 
   /** Releases every session. */

@@ -27,6 +27,12 @@ export interface GenerateRequest {
   solver: SolverName;
   /** `none`, `auto` (the shipped schedule for this solver and step count), or a schedule name or file path. */
   cache: string;
+  /**
+   * Output size in pixels (default: the model's native size). Must be one the model serves
+   * (`ModelInfo.sizes`); otherwise generation throws UnsupportedSizeError (`field: "size"`).
+   */
+  width?: number;
+  height?: number;
 }
 
 /** What a step reports while the image is being made. */

@@ -11,6 +11,15 @@
  */
 
 /**
+ * Whether a guidance scale needs the unconditional half: above 1, as diffusers decides
+ * (`do_classifier_free_guidance = guidance_scale > 1`). At 1 guidance gives `cond` anyway, and
+ * below it (SD-Turbo is run with 0) the prompt alone is used: one UNet batch of 1 per image.
+ */
+export function usesGuidance(scale: number): boolean {
+  return scale > 1;
+}
+
+/**
  * Combines a batch-of-2 model output laid out `[uncond, cond]` (each half `output.length / 2`
  * values) into one guided output of half the length.
  */

@@ -1,0 +1,430 @@
+/**
+ * How much memory a plan needs on a backend, estimated before anything runs, so that a plan that
+ * cannot fit is refused with its cause and the way out instead of failing inside onnxruntime
+ * (`std::bad_alloc` on wasm, with no hint).
+ *
+ *     total = base + Σ resident weights + max(largest model file, activation peak)
+ *
+ * - **Resident weights** (text encoder, every UNet segment, VAE decoder) as each backend
+ *   materializes them. wasm computes in float32: onnxruntime's CPU provider folds the Casts it
+ *   puts around float16 weights into float32 copies, so an fp16 plan holds 4 bytes per weight on
+ *   wasm (as fp32), while int8/uint8 weights stay 1 byte (`DequantizeLinear` runs per evaluation).
+ *   WebGPU holds them as stored.
+ * - **Activation peak**: the largest set of tensors alive at once, from a walk over every graph in
+ *   run order with concrete shapes (`inferGraph` at the plan's batch, latent size and sequence
+ *   length): the engine's held boundary tensors (skip connections, the text embeddings) plus, inside
+ *   the running segment, each node's outputs from when they are made until their last reader.
+ *   float16 activations count 4 bytes on wasm (computed in float32) and 2 on WebGPU. The
+ *   attention scores dominate at large sizes: `batch · heads · (h·w)² · 4` bytes per tensor (SD-1.5
+ *   at 512 px, batch 2: 1 GiB each, and softmax makes a second).
+ * - The wasm heap only grows (WebAssembly memory is never returned), so the load-time copy of the
+ *   largest model file and the run-time activations share the same high-water mark; `base` is what
+ *   the runtime takes before any model.
+ *
+ * Calibrated on this machine by reading onnxruntime-web's WebAssembly memory size
+ * (`bench/memory.ts`): the estimate of the activation peak was within a few percent for the SD-shaped
+ * fixture and a 23 M-parameter SD-shaped UNet at 128–512 px (see the README's table).
+ *
+ * @module
+ */
+import type { Backend } from "../runtime/backend.ts";
+import { inferGraph } from "../onnx/infer.ts";
+import {
+  DataType,
+  decodeModel,
+  encodeModel,
+  type Graph,
+  type Model,
+  type TensorProto,
+} from "../onnx/model.ts";
+import { elementCount, elemSize } from "../onnx/tensor.ts";
+import type { SplitManifest } from "../unet/split_manifest.ts";
+import type { LatentShape } from "./sizes.ts";
+
+/** onnxruntime-web's wasm heap: one 32-bit WebAssembly memory for every session of a process. */
+export const WASM_HEAP_LIMIT = 4 * 2 ** 30;
+/** What the wasm runtime holds before any model (measured: 16 MiB). */
+export const WASM_BASE_BYTES = 16 * 2 ** 20;
+/** Share of the limit a plan may use (the rest covers allocator fragmentation). */
+export const HEAP_HEADROOM = 0.9;
+
+/** Weight bytes of a graph as stored, by element type. */
+export interface WeightBytes {
+  float32: number;
+  float16: number;
+  /** int8 and uint8 (quantized weights). */
+  int8: number;
+  other: number;
+}
+
+/** One ONNX graph, weights dropped, ready for activation walks. */
+export interface GraphProfile {
+  name: string;
+  /** The graph with large initializers' payloads removed (shapes and small constants kept). */
+  graph: Graph;
+  weights: WeightBytes;
+  /** Size of the model file(s) in bytes (copied into the heap while its session is created). */
+  fileBytes: number;
+}
+
+/** Everything a memory estimate needs about a loaded model folder. */
+export interface MemoryProfile {
+  textEncoder: GraphProfile;
+  /** UNet segments in run order. */
+  segments: GraphProfile[];
+  vaeDecoder: GraphProfile | null;
+  manifest: SplitManifest;
+}
+
+/** What one generation's plan looks like to the estimate. */
+export interface PlanShape {
+  /** Images made together (each is 2 UNet samples with guidance). */
+  images: number;
+  guided: boolean;
+  latent: LatentShape;
+  /** Text tokens per prompt (the tokenizer's padded length). */
+  sequence: number;
+  latentChannels: number;
+}
+
+/** The estimate, in bytes. */
+export interface MemoryEstimate {
+  backend: Backend;
+  weightsBytes: number;
+  activationBytes: number;
+  /** Where the activation peak is (a UNet segment, `text_encoder` or `vae_decoder`). */
+  peakAt: string;
+  /** The largest single activation tensor. */
+  largestTensor: { name: string; bytes: number };
+  totalBytes: number;
+  /** The backend's known limit (the wasm heap); undefined where none is known (WebGPU). */
+  limitBytes?: number;
+  fits: boolean;
+}
+
+/** A plan that does not fit its backend's memory; the message gives the cause and the way out. */
+export class PlanMemoryError extends Error {
+  constructor(readonly estimate: MemoryEstimate, message: string) {
+    super(message);
+    this.name = "PlanMemoryError";
+  }
+}
+
+const SMALL = 64;
+
+function stripped(t: TensorProto): TensorProto {
+  if (elementCount(t.dims) <= SMALL) return t;
+  return { name: t.name, dims: t.dims, dataType: t.dataType };
+}
+
+/**
+ * Weight bytes by type, and the graph without large payloads. The graph is re-encoded, so it
+ * keeps no view into the (large) buffer it was decoded from.
+ */
+export function profileGraph(name: string, model: Model, fileBytes: number): GraphProfile {
+  const graph = model.graph;
+  const weights: WeightBytes = { float32: 0, float16: 0, int8: 0, other: 0 };
+  for (const t of graph.initializer) {
+    const bytes = elementCount(t.dims) * elemSize(t.dataType);
+    if (t.dataType === DataType.FLOAT) weights.float32 += bytes;
+    else if (t.dataType === DataType.FLOAT16) weights.float16 += bytes;
+    else if (t.dataType === DataType.INT8 || t.dataType === DataType.UINT8) weights.int8 += bytes;
+    else weights.other += bytes;
+  }
+  const node = graph.node.map((n) =>
+    n.attribute.some((a) => a.t)
+      ? { ...n, attribute: n.attribute.map((a) => (a.t ? { ...a, t: stripped(a.t) } : a)) }
+      : n
+  );
+  const lite: Model = {
+    ...model,
+    graph: { ...graph, node, initializer: graph.initializer.map(stripped) },
+  };
+  return { name, graph: decodeModel(encodeModel(lite)).graph, weights, fileBytes };
+}
+
+async function readProfile(
+  name: string,
+  path: string,
+  extra: string[] = [],
+): Promise<GraphProfile> {
+  const bytes = await Deno.readFile(path);
+  let fileBytes = bytes.length;
+  for (const f of extra) fileBytes += (await Deno.stat(f)).size;
+  return profileGraph(name, decodeModel(bytes), fileBytes);
+}
+
+/** Reads the graphs of a model folder's text encoder, UNet segments and VAE decoder. */
+export async function readMemoryProfile(model: {
+  textEncoderFile: string;
+  unetDir: string;
+  split: SplitManifest;
+  vaeDecoderFile: string | null;
+}): Promise<MemoryProfile> {
+  const segments: GraphProfile[] = [];
+  for (const s of model.split.segments) {
+    const extra = (s.externalData ?? []).map((x) => `${model.unetDir}/${x.file}`);
+    segments.push(await readProfile(s.name, `${model.unetDir}/${s.file}`, extra));
+  }
+  return {
+    textEncoder: await readProfile("text_encoder", model.textEncoderFile),
+    segments,
+    vaeDecoder: model.vaeDecoderFile
+      ? await readProfile("vae_decoder", model.vaeDecoderFile)
+      : null,
+    manifest: model.split,
+  };
+}
+
+/** Weight bytes a backend holds for weights stored as `w` (see the module doc). */
+export function residentWeightBytes(w: WeightBytes, backend: Backend): number {
+  const half = backend === "wasm" ? 2 * w.float16 : w.float16;
+  return w.float32 + half + w.int8 + w.other;
+}
+
+type Shape = number[];
+
+interface Walk {
+  /** Peak bytes alive inside the graph (its inputs included). */
+  peak: number;
+  largest: { name: string; bytes: number };
+  /** Concrete shapes and element types of the graph's outputs. */
+  outputs: Map<string, { shape: Shape; elemType: number }>;
+}
+
+/**
+ * Walks one graph with concrete input shapes: every tensor lives from the node that makes it to
+ * its last reader (inputs and outputs for the whole run). Bytes per element: the type's size,
+ * float16 counted as `halfBytes`. Tensors whose shape inference cannot derive count 0.
+ */
+export function walkGraph(
+  g: Graph,
+  inputs: Map<string, { shape: Shape; elemType: number }>,
+  halfBytes: number,
+): Walk {
+  const concrete: Graph = {
+    ...g,
+    input: g.input.map((v) => {
+      const c = inputs.get(v.name);
+      const elemType = c?.elemType ?? v.type?.tensor?.elemType ?? 0;
+      return c
+        ? {
+          name: v.name,
+          type: { tensor: { elemType, shape: c.shape.map((d) => ({ value: d })) } },
+        }
+        : v;
+    }),
+    output: g.output.map((v) => ({ name: v.name })),
+    valueInfo: [],
+  };
+  const info = inferGraph(concrete);
+  const inits = new Set(g.initializer.map((t) => t.name));
+  const bytesOf = (name: string): number => {
+    const t = info.get(name);
+    if (!t?.shape || t.shape.some((d) => typeof d !== "number")) return 0;
+    const size = t.elemType === DataType.FLOAT16 ? halfBytes : elemSize(t.elemType);
+    return elementCount(t.shape as number[]) * size;
+  };
+  const lastUse = new Map<string, number>();
+  g.node.forEach((n, i) => {
+    for (const x of n.input) if (x) lastUse.set(x, i);
+  });
+  const keep = new Set([...g.input.map((v) => v.name), ...g.output.map((v) => v.name)]);
+  let live = 0;
+  for (const v of g.input) if (!inits.has(v.name)) live += bytesOf(v.name);
+  let peak = live;
+  let largest = { name: "", bytes: 0 };
+  const alive = new Map<string, number>();
+  g.node.forEach((n, i) => {
+    for (const o of n.output) {
+      if (!o) continue;
+      const b = bytesOf(o);
+      alive.set(o, b);
+      live += b;
+      if (b > largest.bytes) largest = { name: o, bytes: b };
+    }
+    if (live > peak) peak = live;
+    for (const x of new Set(n.input)) {
+      if (lastUse.get(x) === i && alive.has(x) && !keep.has(x)) {
+        live -= alive.get(x)!;
+        alive.delete(x);
+      }
+    }
+    for (const o of n.output) {
+      if (o && !lastUse.has(o) && !keep.has(o) && alive.has(o)) {
+        live -= alive.get(o)!;
+        alive.delete(o);
+      }
+    }
+  });
+  const outputs = new Map<string, { shape: Shape; elemType: number }>();
+  for (const v of g.output) {
+    const t = info.get(v.name);
+    if (t?.shape && t.shape.every((d) => typeof d === "number")) {
+      outputs.set(v.name, { shape: t.shape as number[], elemType: t.elemType });
+    }
+  }
+  return { peak, largest, outputs };
+}
+
+const ELEM: Record<string, number> = {
+  float32: DataType.FLOAT,
+  float16: DataType.FLOAT16,
+  int64: DataType.INT64,
+  int32: DataType.INT32,
+};
+
+/** Concrete shapes of the UNet's inputs for a plan (symbols: batch, sequence, height, width). */
+function unetInputShapes(
+  manifest: SplitManifest,
+  plan: PlanShape,
+): Map<string, { shape: Shape; elemType: number }> {
+  const n = plan.images * (plan.guided ? 2 : 1);
+  const out = new Map<string, { shape: Shape; elemType: number }>();
+  for (const spec of manifest.inputs) {
+    const at = (i: number, fallback: number) => {
+      const d = spec.shape[i];
+      return typeof d === "number" ? d : fallback;
+    };
+    let shape: Shape;
+    if (spec.name === "sample") {
+      shape = [n, at(1, plan.latentChannels), plan.latent.height, plan.latent.width];
+    } else if (spec.name === "encoder_hidden_states") {
+      shape = [n, at(1, plan.sequence), at(2, 0)];
+    } else if (spec.shape.length === 0) shape = [];
+    else shape = spec.shape.map((d) => (typeof d === "number" ? d : n));
+    out.set(spec.name, { shape, elemType: ELEM[spec.dtype] ?? DataType.FLOAT });
+  }
+  return out;
+}
+
+/**
+ * The activation peak of one generation: the text encoder at 2·images (or images) × sequence,
+ * every UNet segment in order with the engine's held boundary tensors, the VAE decoder at
+ * images × latent. Returns bytes, where, and the largest tensor.
+ */
+export function activationPeak(
+  profile: MemoryProfile,
+  plan: PlanShape,
+  backend: Backend,
+): { bytes: number; at: string; largest: { name: string; bytes: number } } {
+  const half = backend === "wasm" ? 4 : 2;
+  const n = plan.images * (plan.guided ? 2 : 1);
+  let best = { bytes: 0, at: "", largest: { name: "", bytes: 0 } };
+  const consider = (at: string, bytes: number, largest: { name: string; bytes: number }) => {
+    if (bytes > best.bytes) best = { bytes, at, largest };
+  };
+  const te = profile.textEncoder;
+  const ids = te.graph.input.find((v) => !te.graph.initializer.some((t) => t.name === v.name));
+  if (ids) {
+    const w = walkGraph(
+      te.graph,
+      new Map([[ids.name, { shape: [n, plan.sequence], elemType: DataType.INT64 }]]),
+      half,
+    );
+    consider("text_encoder", w.peak, w.largest);
+  }
+  // the engine: boundary tensors by name, alive until the last segment that reads them
+  const shapes = unetInputShapes(profile.manifest, plan);
+  const segs = profile.manifest.segments;
+  const lastUse = new Map<string, number>();
+  segs.forEach((s, i) => s.inputs.forEach((t) => lastUse.set(t.name, i)));
+  const outputs = new Set(profile.manifest.outputs.map((o) => o.name));
+  const held = new Map<string, number>();
+  const bytes = (shape: Shape, elemType: number) =>
+    elementCount(shape) * (elemType === DataType.FLOAT16 ? half : elemSize(elemType));
+  for (const [name, s] of shapes) held.set(name, bytes(s.shape, s.elemType));
+  segs.forEach((seg, i) => {
+    const g = profile.segments[i].graph;
+    const inputs = new Map<string, { shape: Shape; elemType: number }>();
+    for (const t of seg.inputs) {
+      const s = shapes.get(t.name);
+      if (s) inputs.set(t.name, s);
+    }
+    const w = walkGraph(g, inputs, half);
+    let others = 0;
+    for (const [name, b] of held) if (!seg.inputs.some((t) => t.name === name)) others += b;
+    consider(seg.name, others + w.peak, w.largest);
+    for (const [name, s] of w.outputs) {
+      shapes.set(name, s);
+      held.set(name, bytes(s.shape, s.elemType));
+    }
+    for (const name of [...held.keys()]) {
+      if ((lastUse.get(name) ?? -1) <= i && !outputs.has(name)) held.delete(name);
+    }
+  });
+  const vae = profile.vaeDecoder;
+  if (vae) {
+    const z = vae.graph.input.find((v) => !vae.graph.initializer.some((t) => t.name === v.name));
+    if (z) {
+      const shape = [plan.images, plan.latentChannels, plan.latent.height, plan.latent.width];
+      const w = walkGraph(
+        vae.graph,
+        new Map([[z.name, { shape, elemType: DataType.FLOAT }]]),
+        half,
+      );
+      consider("vae_decoder", w.peak, w.largest);
+    }
+  }
+  return best;
+}
+
+/** The memory a plan needs on `backend` (see the module doc), and whether it fits. */
+export function estimateMemory(
+  profile: MemoryProfile,
+  plan: PlanShape,
+  backend: Backend,
+): MemoryEstimate {
+  const graphs = [profile.textEncoder, ...profile.segments];
+  if (profile.vaeDecoder) graphs.push(profile.vaeDecoder);
+  const weightsBytes = graphs.reduce((s, g) => s + residentWeightBytes(g.weights, backend), 0);
+  const largestFile = Math.max(...graphs.map((g) => g.fileBytes));
+  const act = activationPeak(profile, plan, backend);
+  const totalBytes = (backend === "wasm" ? WASM_BASE_BYTES : 0) + weightsBytes +
+    Math.max(backend === "wasm" ? largestFile : 0, act.bytes);
+  const limitBytes = backend === "wasm" ? WASM_HEAP_LIMIT : undefined;
+  return {
+    backend,
+    weightsBytes,
+    activationBytes: act.bytes,
+    peakAt: act.at,
+    largestTensor: act.largest,
+    totalBytes,
+    limitBytes,
+    fits: limitBytes === undefined || totalBytes <= limitBytes * HEAP_HEADROOM,
+  };
+}
+
+const gib = (b: number) => `${(b / 2 ** 30).toFixed(2)} GiB`;
+
+/**
+ * Throws {@link PlanMemoryError} when `estimate` does not fit, with the cause (weights and
+ * activations against the limit, where the peak is) and the way out for this plan's `precision`.
+ */
+export function checkMemory(
+  estimate: MemoryEstimate,
+  what: string,
+  precision: SplitManifest["precision"],
+): void {
+  if (estimate.fits) return;
+  const e = estimate;
+  const ways: string[] = [];
+  if (precision === "fp32" || precision === "fp16") {
+    ways.push(
+      "an int8 plan (deno task split --quantize int8; wasm keeps int8 weights at 1 byte, " +
+        (precision === "fp16" ? "fp16 ones are computed as fp32 there" : "a quarter of fp32") +
+        ")",
+    );
+  }
+  ways.push("a smaller size or fewer images at once", "WebGPU (BACKEND=webgpu) on a GPU host");
+  throw new PlanMemoryError(
+    e,
+    `${what} needs about ${gib(e.totalBytes)} on ${e.backend}, more than the ${
+      gib(e.limitBytes! * HEAP_HEADROOM)
+    } it can use of its ${gib(e.limitBytes!)} heap: weights ${gib(e.weightsBytes)} (${precision}` +
+      `${e.backend === "wasm" && precision === "fp16" ? ", held as fp32 on wasm" : ""}), ` +
+      `activations ${gib(e.activationBytes)} at ${e.peakAt} (largest tensor ${
+        gib(e.largestTensor.bytes)
+      }). Use ${ways.join(", or ")}.`,
+  );
+}
