@@ -4,7 +4,7 @@
  * the one benchmark named (see each file's doc); `all` takes none.
  *
  * - split: block-split plan vs monolithic UNet (bench/split.ts; flags --model, --split, --reps,
- *   --backend).
+ *   --backend, --batch, --latent; inputs at the model's native latent size).
  * - pipeline: end-to-end images/s and stage times at 20 guided steps (bench/pipeline.ts).
  * - caching: the paper's Table 1 on our model (bench/caching.ts; writes its own results).
  * - load: the service in-process under concurrent requests with deadlines (bench/load.ts; flags
@@ -55,15 +55,20 @@ async function runSplit(args: string[]): Promise<void> {
     split: "string",
     reps: "int",
     backend: "string",
+    batch: "int",
+    latent: "int",
   });
   if (positional.length) throw new UsageError(`unexpected argument "${positional[0]}"`);
   const backend = benchBackend(flags.backend);
+  const latent = flags.latent as number | undefined;
   const { machineDescription } = await import("./machine.ts");
   const r = await benchSplit({
     model: flags.model as string | undefined,
     split: flags.split as string | undefined,
     reps: flags.reps as number | undefined,
     backend,
+    batch: flags.batch as number | undefined,
+    latent: latent === undefined ? undefined : { height: latent, width: latent },
     log: () => {},
   });
   const path = await writeBenchResult("split", {

@@ -27,6 +27,11 @@ import type { SolverName } from "../pipeline/types.ts";
 import type { BackendChoice } from "../runtime/backend.ts";
 import { BACKEND_CHOICES } from "../runtime/backend.ts";
 import { parseFlags, UsageError } from "./flags.ts";
+import { fittingImages } from "../model/memory.ts";
+import { usesGuidance } from "../solvers/guidance.ts";
+
+/** Samples per UNet batch when `--batch` is not given and memory allows. */
+const DEFAULT_BATCH = 32;
 
 const USAGE = `usage: deno task calibrate [--model DIR] [--solver ddim|dpm|euler] [--steps N]
   [--deltas 0.25,0.5,1 | --skip-targets 0.4,0.6,0.75] [--uniform 2,3] [--scale-shift all|none|recommended|NAME,...]
@@ -138,13 +143,22 @@ export async function calibrateCommand(args: string[]): Promise<number> {
     const model = pipeline.model.name;
     const out = String(f.out ?? `schedules/${model}`);
     await Deno.mkdir(out, { recursive: true });
+    // without --batch: as many samples per UNet batch (up to 32) as fit in memory at the
+    // native size (an SD-sized UNet at 64x64 latents fits far fewer than 32 guided pairs)
+    const batchSize = f.batch !== undefined ? Number(f.batch) : fittingImages(
+      (n) => pipeline.estimateMemory(pipeline.nativeLatent, n, usesGuidance(guidance)),
+      DEFAULT_BATCH,
+    );
+    if (f.batch === undefined && batchSize < DEFAULT_BATCH) {
+      log(`calibration batch: ${batchSize} samples (what fits in memory on ${pipeline.backend})`);
+    }
     const set = {
       prompts,
       seeds: Array.from({ length: seeds }, (_, i) => i),
       solver,
       steps,
       guidanceScale: guidance,
-      batchSize: Number(f.batch ?? 32),
+      batchSize,
       log,
     };
     const t0 = performance.now();

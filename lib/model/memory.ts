@@ -40,6 +40,7 @@ import {
 import { elementCount, elemSize } from "../onnx/tensor.ts";
 import type { SplitManifest } from "../unet/split_manifest.ts";
 import type { LatentShape } from "./sizes.ts";
+import { unetInputShapes } from "./unet_inputs.ts";
 
 /** onnxruntime-web's wasm heap: one 32-bit WebAssembly memory for every session of a process. */
 export const WASM_HEAP_LIMIT = 4 * 2 ** 30;
@@ -274,30 +275,6 @@ const ELEM: Record<string, number> = {
   int32: DataType.INT32,
 };
 
-/** Concrete shapes of the UNet's inputs for a plan (symbols: batch, sequence, height, width). */
-function unetInputShapes(
-  manifest: SplitManifest,
-  plan: PlanShape,
-): Map<string, { shape: Shape; elemType: number }> {
-  const n = plan.images * (plan.guided ? 2 : 1);
-  const out = new Map<string, { shape: Shape; elemType: number }>();
-  for (const spec of manifest.inputs) {
-    const at = (i: number, fallback: number) => {
-      const d = spec.shape[i];
-      return typeof d === "number" ? d : fallback;
-    };
-    let shape: Shape;
-    if (spec.name === "sample") {
-      shape = [n, at(1, plan.latentChannels), plan.latent.height, plan.latent.width];
-    } else if (spec.name === "encoder_hidden_states") {
-      shape = [n, at(1, plan.sequence), at(2, 0)];
-    } else if (spec.shape.length === 0) shape = [];
-    else shape = spec.shape.map((d) => (typeof d === "number" ? d : n));
-    out.set(spec.name, { shape, elemType: ELEM[spec.dtype] ?? DataType.FLOAT });
-  }
-  return out;
-}
-
 /**
  * The activation peak of one generation: the text encoder at 2·images (or images) × sequence,
  * every UNet segment in order with the engine's held boundary tensors, the VAE decoder at
@@ -325,7 +302,17 @@ export function activationPeak(
     consider("text_encoder", w.peak, w.largest);
   }
   // the engine: boundary tensors by name, alive until the last segment that reads them
-  const shapes = unetInputShapes(profile.manifest, plan);
+  const shapes = new Map<string, { shape: Shape; elemType: number }>();
+  const dims = unetInputShapes(profile.manifest.inputs, {
+    batch: n,
+    latentHeight: plan.latent.height,
+    latentWidth: plan.latent.width,
+    channels: plan.latentChannels,
+    sequence: plan.sequence,
+  });
+  for (const spec of profile.manifest.inputs) {
+    shapes.set(spec.name, { shape: dims.get(spec.name)!, elemType: ELEM[spec.dtype] ?? 0 });
+  }
   const segs = profile.manifest.segments;
   const lastUse = new Map<string, number>();
   segs.forEach((s, i) => s.inputs.forEach((t) => lastUse.set(t.name, i)));
@@ -427,4 +414,32 @@ export function checkMemory(
         gib(e.largestTensor.bytes)
       }). Use ${ways.join(", or ")}.`,
   );
+}
+
+/** Activation bytes a batch may take on a backend with no known limit (WebGPU): 4 GiB. */
+export const ACTIVATION_BUDGET = 4 * 2 ** 30;
+
+/**
+ * The most images, 1 … `wanted`, one UNet batch may hold: the largest count whose estimate fits
+ * the backend's limit, or, where none is known (WebGPU), whose activations stay within `budget`.
+ * `estimate(n)` must grow with n. Returns 1 when even one image does not fit (the run's own
+ * check then refuses it with the reason).
+ */
+export function fittingImages(
+  estimate: (images: number) => MemoryEstimate,
+  wanted: number,
+  budget = ACTIVATION_BUDGET,
+): number {
+  const fits = (n: number) => {
+    const e = estimate(n);
+    return e.limitBytes === undefined ? e.activationBytes <= budget : e.fits;
+  };
+  let lo = 1, hi = Math.max(1, Math.floor(wanted));
+  if (fits(hi)) return hi;
+  while (hi - lo > 1) {
+    const mid = (lo + hi) >> 1;
+    if (fits(mid)) lo = mid;
+    else hi = mid;
+  }
+  return lo;
 }

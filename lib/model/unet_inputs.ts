@@ -173,3 +173,34 @@ export function timestepTensor(c: TimestepContract, t: number, batch: number): T
   }
   return numericTensor(new Array(n).fill(t), [n], c.dtype);
 }
+
+/** What fills the UNet inputs' symbolic dimensions for one evaluation. */
+export interface UNetShapeParams {
+  /** Samples in the UNet batch (2 per image with guidance). */
+  batch: number;
+  latentHeight: number;
+  latentWidth: number;
+  /** Latent channels, where `sample` does not fix them. */
+  channels: number;
+  /** Text tokens, where `encoder_hidden_states` does not fix them (CLIP: 77). */
+  sequence: number;
+}
+
+/**
+ * Concrete shapes of the UNet's declared inputs: `sample` [batch, channels, height, width],
+ * `encoder_hidden_states` [batch, sequence, dim], the timestep as {@link timestepTensor} builds
+ * it, and any other symbolic dimension as the batch. Fixed dimensions are kept.
+ */
+export function unetInputShapes(inputs: TensorSpec[], p: UNetShapeParams): Map<string, number[]> {
+  const out = new Map<string, number[]>();
+  for (const spec of inputs) {
+    const fill = (values: number[]) =>
+      spec.shape.map((d, i) => (typeof d === "number" ? d : values[i] ?? p.batch));
+    if (spec.name === "sample") {
+      out.set(spec.name, fill([p.batch, p.channels, p.latentHeight, p.latentWidth]));
+    } else if (spec.name === "encoder_hidden_states") {
+      out.set(spec.name, fill([p.batch, p.sequence]));
+    } else out.set(spec.name, fill([]));
+  }
+  return out;
+}
