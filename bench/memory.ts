@@ -7,43 +7,13 @@
  *
  *   deno run -A bench/memory.ts --model DIR [--sizes 64,128] [--images 1] [--out FILE]
  *
- * The WebAssembly memory is found by wrapping `WebAssembly.Memory` (and `instantiate`, for builds
- * that export their memory) before onnxruntime-web loads, so this must run in its own process.
+ * The heap is read through bench/wasm_heap.ts (imported before onnxruntime-web loads), so this runs
+ * in its own process.
  *
  * @module
  */
+import { wasmHeapBytes } from "./wasm_heap.ts";
 import { parseArgs } from "node:util";
-
-const memories: WebAssembly.Memory[] = [];
-const instantiate = WebAssembly.instantiate.bind(WebAssembly);
-const streaming = WebAssembly.instantiateStreaming.bind(WebAssembly);
-function collect(result: WebAssembly.WebAssemblyInstantiatedSource | WebAssembly.Instance) {
-  const instance = "instance" in result ? result.instance : result;
-  for (const v of Object.values(instance.exports)) {
-    if (v instanceof WebAssembly.Memory) memories.push(v);
-  }
-  return result;
-}
-// deno-lint-ignore no-explicit-any
-(WebAssembly as any).instantiate = async (...args: Parameters<typeof instantiate>) =>
-  collect(await instantiate(...args));
-// deno-lint-ignore no-explicit-any
-(WebAssembly as any).instantiateStreaming = async (...args: Parameters<typeof streaming>) =>
-  collect(await streaming(...args));
-
-// onnxruntime-web's build creates its memory in JavaScript and imports it
-const NativeMemory = WebAssembly.Memory;
-// deno-lint-ignore no-explicit-any
-(WebAssembly as any).Memory = function (descriptor: WebAssembly.MemoryDescriptor) {
-  const m = new NativeMemory(descriptor);
-  memories.push(m);
-  return m;
-};
-
-/** Bytes of the largest WebAssembly memory seen (onnxruntime-web's heap). */
-function heapBytes(): number {
-  return Math.max(0, ...memories.map((m) => m.buffer.byteLength));
-}
 
 /** One size's figures (bytes). */
 export interface MemoryRow {
@@ -95,7 +65,7 @@ if (import.meta.main) {
         height: side,
       })),
     );
-    const measured = heapBytes();
+    const measured = wasmHeapBytes();
     rows.push({
       width: side,
       height: side,

@@ -106,6 +106,12 @@ for (const { form, exporter } of TIMESTEP_FORMS) {
       const turbo = await p.generate(request({ steps: 1, guidanceScale: 0, solver: "euler" }));
       checkPng(turbo, 64, 64);
       assertEquals(turbo.schedule, null);
+      // latencies are kept per size, so a planner can predict each size apart
+      const kinds = p.unet.manifest.segments.map((s) => s.kind);
+      assertEquals(p.sizeTimings.sizes().sort(), ["8x16", "8x8"]);
+      for (const latent of [{ height: 8, width: 8 }, { height: 8, width: 16 }]) {
+        assert(p.sizeTimings.expectedMs(latent, kinds)! > 0, JSON.stringify(latent));
+      }
       const g = new PipelineGenerator([p]);
       const info = g.models()[0];
       assertEquals([info.width, info.height, info.minCacheSteps], [64, 64, 2]);

@@ -70,7 +70,8 @@ export interface GraphProfile {
 
 /** Everything a memory estimate needs about a loaded model folder. */
 export interface MemoryProfile {
-  textEncoder: GraphProfile;
+  /** null when only the UNet is profiled (bench/unet_eval.ts). */
+  textEncoder: GraphProfile | null;
   /** UNet segments in run order. */
   segments: GraphProfile[];
   vaeDecoder: GraphProfile | null;
@@ -155,9 +156,12 @@ async function readProfile(
   return profileGraph(name, decodeModel(bytes), fileBytes);
 }
 
-/** Reads the graphs of a model folder's text encoder, UNet segments and VAE decoder. */
+/**
+ * Reads the graphs of a model folder's text encoder, UNet segments and VAE decoder (a null text
+ * encoder file: the UNet and VAE alone).
+ */
 export async function readMemoryProfile(model: {
-  textEncoderFile: string;
+  textEncoderFile: string | null;
   unetDir: string;
   split: SplitManifest;
   vaeDecoderFile: string | null;
@@ -168,7 +172,9 @@ export async function readMemoryProfile(model: {
     segments.push(await readProfile(s.name, `${model.unetDir}/${s.file}`, extra));
   }
   return {
-    textEncoder: await readProfile("text_encoder", model.textEncoderFile),
+    textEncoder: model.textEncoderFile
+      ? await readProfile("text_encoder", model.textEncoderFile)
+      : null,
     segments,
     vaeDecoder: model.vaeDecoderFile
       ? await readProfile("vae_decoder", model.vaeDecoderFile)
@@ -292,8 +298,8 @@ export function activationPeak(
     if (bytes > best.bytes) best = { bytes, at, largest };
   };
   const te = profile.textEncoder;
-  const ids = te.graph.input.find((v) => !te.graph.initializer.some((t) => t.name === v.name));
-  if (ids) {
+  const ids = te?.graph.input.find((v) => !te.graph.initializer.some((t) => t.name === v.name));
+  if (te && ids) {
     const w = walkGraph(
       te.graph,
       new Map([[ids.name, { shape: [n, plan.sequence], elemType: DataType.INT64 }]]),
@@ -362,7 +368,8 @@ export function estimateMemory(
   plan: PlanShape,
   backend: Backend,
 ): MemoryEstimate {
-  const graphs = [profile.textEncoder, ...profile.segments];
+  const graphs = [...profile.segments];
+  if (profile.textEncoder) graphs.push(profile.textEncoder);
   if (profile.vaeDecoder) graphs.push(profile.vaeDecoder);
   const weightsBytes = graphs.reduce((s, g) => s + residentWeightBytes(g.weights, backend), 0);
   const largestFile = Math.max(...graphs.map((g) => g.fileBytes));

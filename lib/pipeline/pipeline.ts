@@ -30,6 +30,7 @@ import { createSolver } from "../solvers/mod.ts";
 import { gaussianNoise } from "../solvers/noise.ts";
 import type { BlockPolicy } from "../unet/engine.ts";
 import { UNetEngine } from "../unet/engine.ts";
+import { SizeTimings } from "./size_timings.ts";
 import type {
   Backend,
   GenerateOptions,
@@ -87,6 +88,8 @@ function elapsed(t0: number): number {
 /** A loaded model, ready to make images. */
 export class Pipeline {
   private estimates = new Map<string, MemoryEstimate>();
+  /** Per-segment UNet latencies by latent size (for predictions at a requested size). */
+  readonly sizeTimings = new SizeTimings();
 
   private constructor(
     readonly model: ModelFolder,
@@ -229,6 +232,7 @@ export class Pipeline {
       encoder_hidden_states: emb.tensor,
     };
     const out = await this.unet.run(feeds, { policy, signal });
+    this.sizeTimings.record(latent, this.unet.timings());
     const key = this.unet.manifest.outputs[0].name;
     const data = await toFloat32(out[key]);
     out[key].dispose();
