@@ -3,7 +3,8 @@
  * folder: for UNets too big to run beside a monolithic copy (SD-1.5: 3.4 GB of fp32 weights).
  * Loads the split folder, runs uncached evaluations of random inputs (the timestep as the export
  * declares it) and reports the median wall time, the wasm heap's high-water mark (wasm) and the
- * memory estimate of lib/model/memory.ts for the same plan. Writes `bench/results/unet_eval.json`
+ * memory estimate of lib/model/memory.ts for the same plan, with each evaluation's process CPU
+ * time (the steadier figure where other work shares the host). Writes `bench/results/unet_eval.json`
  * (`--out` elsewhere).
  *
  *   deno run -A bench/unet_eval.ts --split DIR [--latent 64] [--batch 2] [--reps 3]
@@ -13,6 +14,7 @@
  */
 import { wasmHeapBytes } from "./wasm_heap.ts";
 import { parseArgs } from "node:util";
+import process from "node:process";
 
 if (import.meta.main) {
   const { values } = parseArgs({
@@ -76,18 +78,25 @@ if (import.meta.main) {
       dims,
     );
   };
-  const runs: number[] = [];
+  const runs: number[] = [], cpu: number[] = [];
   for (let i = 0; i < reps; i++) {
     const feeds = {
       sample: random("sample"),
       timestep: timestepTensor(contract.timestep, 500, batch),
       encoder_hidden_states: random("encoder_hidden_states"),
     };
+    const c0 = process.cpuUsage();
     const t = performance.now();
     const out = await engine.run(feeds);
     runs.push(performance.now() - t);
+    const c = process.cpuUsage(c0);
+    cpu.push((c.user + c.system) / 1000);
     for (const v of Object.values(out)) v.dispose();
-    console.log(`evaluation ${i + 1}: ${(runs[i] / 1000).toFixed(1)} s`);
+    console.log(
+      `evaluation ${i + 1}: ${(runs[i] / 1000).toFixed(1)} s wall, ${
+        (cpu[i] / 1000).toFixed(1)
+      } s CPU`,
+    );
   }
   await engine.release();
   const sorted = [...runs].sort((a, b) => a - b);
@@ -105,6 +114,8 @@ if (import.meta.main) {
     loadMs,
     runsMs: runs,
     medianMs: sorted[sorted.length >> 1],
+    /** Process CPU time per evaluation (steadier than wall time on a shared host). */
+    cpuMs: cpu,
     heapBytes: backend === "wasm" ? wasmHeapBytes() : undefined,
     estimate,
   };
