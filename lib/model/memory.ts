@@ -237,19 +237,29 @@ export function walkGraph(
     for (const x of n.input) if (x) lastUse.set(x, i);
   });
   const keep = new Set([...g.input.map((v) => v.name), ...g.output.map((v) => v.name)]);
+  // a node of constants only (DequantizeLinear of an int8 weight) runs when its output is first
+  // read, not where the file lists it (the quantizer puts them all first)
+  const constant = new Set(inits);
+  const deferred = new Set<string>();
+  for (const n of g.node) {
+    if (n.input.every((x) => !x || constant.has(x))) {
+      for (const o of n.output) if (o) constant.add(o), deferred.add(o);
+    }
+  }
   let live = 0;
   for (const v of g.input) if (!inits.has(v.name)) live += bytesOf(v.name);
   let peak = live;
   let largest = { name: "", bytes: 0 };
   const alive = new Map<string, number>();
+  const allocate = (o: string) => {
+    const b = bytesOf(o);
+    alive.set(o, b);
+    live += b;
+    if (b > largest.bytes) largest = { name: o, bytes: b };
+  };
   g.node.forEach((n, i) => {
-    for (const o of n.output) {
-      if (!o) continue;
-      const b = bytesOf(o);
-      alive.set(o, b);
-      live += b;
-      if (b > largest.bytes) largest = { name: o, bytes: b };
-    }
+    for (const x of n.input) if (deferred.has(x) && !alive.has(x)) allocate(x);
+    for (const o of n.output) if (o && !deferred.has(o)) allocate(o);
     if (live > peak) peak = live;
     for (const x of new Set(n.input)) {
       if (lastUse.get(x) === i && alive.has(x) && !keep.has(x)) {
@@ -258,7 +268,7 @@ export function walkGraph(
       }
     }
     for (const o of n.output) {
-      if (o && !lastUse.has(o) && !keep.has(o) && alive.has(o)) {
+      if (o && !deferred.has(o) && !lastUse.has(o) && !keep.has(o) && alive.has(o)) {
         live -= alive.get(o)!;
         alive.delete(o);
       }
@@ -410,7 +420,11 @@ export function checkMemory(
         ")",
     );
   }
-  ways.push("a smaller size or fewer images at once", "WebGPU (BACKEND=webgpu) on a GPU host");
+  // a smaller plan helps only when the weights alone leave room for activations
+  if (WASM_BASE_BYTES + e.weightsBytes < e.limitBytes! * HEAP_HEADROOM) {
+    ways.push("a smaller size or fewer images at once");
+  }
+  ways.push("WebGPU (BACKEND=webgpu) on a GPU host");
   throw new PlanMemoryError(
     e,
     `${what} needs about ${gib(e.totalBytes)} on ${e.backend}, more than the ${

@@ -118,10 +118,11 @@ export class Pipeline {
       new URL(`../../schedules/${model.name}`, import.meta.url).pathname;
     const schedules = await ScheduleRegistry.load(schedulesDir, model.name);
     const memory = await readMemoryProfile(model);
-    const native = { height: model.latentSize, width: model.latentSize };
+    const { width, height } = model.sizes.native;
+    const native = latentShapeOf(model.sizes, model.sizes.native);
     checkMemory(
       estimateMemory(memory, planShape(model, tokenizer, native, 1, true), backend),
-      `${model.name} (one guided ${model.imageSize}x${model.imageSize} image)`,
+      `${model.name} (one guided ${width}x${height} image)`,
       model.split.precision,
     );
     const made: { release(): Promise<void> }[] = [];
@@ -151,13 +152,13 @@ export class Pipeline {
 
   /** Latent values per image (C × H × W) at the native size. */
   get latentLength(): number {
-    const m = this.model;
-    return m.latentChannels * m.latentSize * m.latentSize;
+    const { height, width } = this.nativeLatent;
+    return this.model.latentChannels * height * width;
   }
 
   /** The latent shape of the model's native size. */
   get nativeLatent(): LatentShape {
-    return { height: this.model.latentSize, width: this.model.latentSize };
+    return latentShapeOf(this.model.sizes, this.model.sizes.native);
   }
 
   /**
