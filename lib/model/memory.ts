@@ -21,9 +21,10 @@
  *   largest model file and the run-time activations share the same high-water mark; `base` is what
  *   the runtime takes before any model.
  *
- * Calibrated on this machine by reading onnxruntime-web's WebAssembly memory size
- * (`bench/memory.ts`): the estimate of the activation peak was within a few percent for the SD-shaped
- * fixture and a 23 M-parameter SD-shaped UNet at 128–512 px (see the README's table).
+ * Checked against onnxruntime-web's WebAssembly memory size (`bench/memory.ts`,
+ * `bench/unet_eval.ts`): the measured heap was 0.97–1.10 times the estimate, from the SD-shaped test
+ * fixture to an SD-1.5-sized folder at 512 px (estimate 3.51 GiB, measured 3.72 GiB; the README's
+ * table), hence {@link HEAP_HEADROOM}.
  *
  * @module
  */
