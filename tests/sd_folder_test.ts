@@ -108,9 +108,9 @@ for (const { form, exporter } of TIMESTEP_FORMS) {
       assertEquals(turbo.schedule, null);
       // latencies are kept per size, so a planner can predict each size apart
       const kinds = p.unet.manifest.segments.map((s) => s.kind);
-      assertEquals(p.sizeTimings.sizes().sort(), ["8x16", "8x8"]);
+      assertEquals(p.sizeTimings.sizes().sort(), ["8x16x2", "8x8x1", "8x8x2"]);
       for (const latent of [{ height: 8, width: 8 }, { height: 8, width: 16 }]) {
-        assert(p.sizeTimings.expectedMs(latent, kinds)! > 0, JSON.stringify(latent));
+        assert(p.sizeTimings.expectedMs(latent, 2, kinds)! > 0, JSON.stringify(latent));
       }
       const g = new PipelineGenerator([p]);
       const info = g.models()[0];

@@ -88,7 +88,7 @@ function elapsed(t0: number): number {
 /** A loaded model, ready to make images. */
 export class Pipeline {
   private estimates = new Map<string, MemoryEstimate>();
-  /** Per-segment UNet latencies by latent size (for predictions at a requested size). */
+  /** Per-segment UNet latencies by latent size and batch (predictions at a requested size). */
   readonly sizeTimings = new SizeTimings();
 
   private constructor(
@@ -233,7 +233,7 @@ export class Pipeline {
       encoder_hidden_states: emb.tensor,
     };
     const out = await this.unet.run(feeds, { policy, signal });
-    this.sizeTimings.record(latent, this.unet.timings());
+    this.sizeTimings.record(latent, n, this.unet.timings());
     const key = this.unet.manifest.outputs[0].name;
     const data = await toFloat32(out[key]);
     out[key].dispose();
