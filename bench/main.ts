@@ -6,7 +6,7 @@
  * results the README quotes are replaced only by a run that names its benchmark.
  *
  * - split: block-split plan vs monolithic UNet (bench/split.ts; flags --model, --split, --reps,
- *   --backend).
+ *   --backend, --batch, --latent; inputs at the model's native latent size).
  * - pipeline: end-to-end images/s and stage times at 20 guided steps (bench/pipeline.ts).
  * - caching: the paper's Table 1 on our model (bench/caching.ts; writes its own results).
  * - load: the service in-process with its generation workers under concurrent requests with
@@ -103,15 +103,20 @@ async function runSplit(args: string[], dir: string): Promise<void> {
     split: "string",
     reps: "int",
     backend: "string",
+    batch: "int",
+    latent: "int",
   });
   noPositionals(positional);
   const backend = benchBackend(flags.backend);
+  const latent = flags.latent as number | undefined;
   const { machineDescription } = await import("./machine.ts");
   const r = await benchSplit({
     model: flags.model as string | undefined,
     split: flags.split as string | undefined,
     reps: flags.reps as number | undefined,
     backend,
+    batch: flags.batch as number | undefined,
+    latent: latent === undefined ? undefined : { height: latent, width: latent },
     log: () => {},
   });
   const path = await writeBenchResult("split", dir, {

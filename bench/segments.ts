@@ -160,7 +160,10 @@ async function subject(split: string, backend: Backend, batch: number): Promise<
     return (seed / 2147483647) * 2 - 1;
   };
   const feeds: Record<string, Tensor> = {};
-  for (const spec of engine.inputs) feeds[spec.name] = randomInput(spec, batch, next);
+  for (const spec of engine.inputs) {
+    const dims = spec.shape.map((d) => typeof d === "number" ? d : batch);
+    feeds[spec.name] = randomInput(spec, dims, next);
+  }
   return { engine, feeds, runs: [], totals: [], cpu: [] };
 }
 

@@ -9,19 +9,25 @@
  * WebGPU captured replays): what fewer segment boundaries buy when nothing else changes.
  *
  *   deno run -A bench/split.ts [--model m.onnx] [--split dir] [--reps 30] [--backend wasm]
+ *     [--batch 2] [--latent 64]
+ *
+ * The inputs take the model's real sizes: the export's fixed latent size, else `sample_size` of
+ * the `config.json` beside it (`--latent` overrides), batch 2, 77 text tokens where symbolic.
  *
  * @module
  */
 
 import process from "node:process";
 import { decodeModel } from "../lib/onnx/model.ts";
-import { splitModel } from "../lib/onnx/split.ts";
+import { EXPORT_CONFIG, splitModel } from "../lib/onnx/split.ts";
 import { type Backend, resolveBackend } from "../lib/runtime/backend.ts";
 import { createSession, serialized } from "../lib/runtime/session.ts";
 import { ort, type Tensor } from "../lib/runtime/ort.ts";
 import { numericTensor } from "../lib/runtime/tensors.ts";
 import { UNetEngine } from "../lib/unet/engine.ts";
 import type { TensorSpec } from "../lib/unet/split_manifest.ts";
+import { type LatentShape, sizeSupport } from "../lib/model/sizes.ts";
+import { unetInputShapes } from "../lib/model/unet_inputs.ts";
 
 /** Options of {@link benchSplit}. */
 export interface BenchSplitOptions {
@@ -35,8 +41,15 @@ export interface BenchSplitOptions {
   warmup?: number;
   /** Backend (default wasm, the goal's backend). */
   backend?: Backend;
-  /** Value of symbolic dimensions such as `batch` (default 2: a CFG pair). */
+  /** UNet batch (default 2: a CFG pair). */
   batch?: number;
+  /**
+   * Latent height and width (default: the model's native latent size, from the export's fixed
+   * dims or the `config.json` beside it, as `lib/model/sizes.ts` reads a folder).
+   */
+  latent?: LatentShape;
+  /** Text tokens where the export leaves them symbolic (default 77, CLIP's). */
+  sequence?: number;
   log?: (line: string) => void;
 }
 
@@ -83,19 +96,36 @@ function median(xs: number[]): number {
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
-/** A deterministic input for a UNet input spec: symbolic dimensions take `batch`, floats come from `next`, integer inputs (the timestep) are 500. */
-export function randomInput(spec: TensorSpec, batch: number, next: () => number): Tensor {
-  const dims = spec.shape.map((d) => {
-    if (typeof d === "number") return d;
-    if (d === "?") throw new Error(`input ${spec.name} has an unknown dimension; cannot benchmark`);
-    return batch;
-  });
+/**
+ * A deterministic input for a UNet input spec of `dims`: floats come from `next`, the timestep
+ * (any of its contracts) is a mid-schedule 500.
+ */
+export function randomInput(spec: TensorSpec, dims: number[], next: () => number): Tensor {
   const n = dims.reduce((a, b) => a * b, 1);
-  if (spec.dtype === "float32") {
+  if (spec.name !== "timestep" && spec.dtype === "float32") {
     return new ort.Tensor("float32", Float32Array.from({ length: n }, next), dims);
   }
-  // integer / other inputs (the timestep): a mid-schedule value
+  // the timestep (any of its contracts): a mid-schedule value
   return numericTensor(new Array(n).fill(500), dims, spec.dtype);
+}
+
+/** The native latent size of a UNet export: its fixed dims, else `config.json` beside it. */
+async function nativeLatent(model: string, inputs: TensorSpec[]): Promise<LatentShape> {
+  const dir = model.includes("/") ? model.slice(0, model.lastIndexOf("/")) : ".";
+  let unetConfig: Record<string, unknown> | undefined;
+  try {
+    unetConfig = JSON.parse(await Deno.readTextFile(`${dir}/${EXPORT_CONFIG}`));
+  } catch { /* a fixed-size export needs none */ }
+  const sample = inputs.find((i) => i.name === "sample");
+  const fixed = (i: number) =>
+    typeof sample?.shape[i] === "number" ? sample.shape[i] as number : null;
+  const s = sizeSupport({
+    latentHeight: fixed(2),
+    latentWidth: fixed(3),
+    unetConfig,
+    hasVae: false,
+  });
+  return { height: s.native.height, width: s.native.width };
 }
 
 /** Measures monolithic vs. split evaluation time of one model. */
@@ -126,8 +156,21 @@ export async function benchSplit(opts: BenchSplitOptions = {}): Promise<BenchSpl
       seed = (seed * 16807) % 2147483647;
       return (seed / 2147483647) * 2 - 1;
     };
+    const latent = opts.latent ?? await nativeLatent(model, engine.inputs);
+    const shapes = unetInputShapes(engine.inputs, {
+      batch: opts.batch ?? 2,
+      latentHeight: latent.height,
+      latentWidth: latent.width,
+      channels: 4,
+      sequence: opts.sequence ?? 77,
+    });
+    log(
+      `inputs: ${[...shapes].map(([name, dims]) => `${name} [${dims.join(", ")}]`).join(", ")}`,
+    );
     const feeds: Record<string, Tensor> = {};
-    for (const spec of engine.inputs) feeds[spec.name] = randomInput(spec, opts.batch ?? 2, next);
+    for (const spec of engine.inputs) {
+      feeds[spec.name] = randomInput(spec, shapes.get(spec.name)!, next);
+    }
     const timed = async (fn: () => Promise<void>, wall: number[], cpu: number[]) => {
       const c0 = process.cpuUsage();
       const t0 = performance.now();
@@ -257,6 +300,10 @@ if (import.meta.main) {
     split: flag(args, "split"),
     reps: flag(args, "reps") ? Number(flag(args, "reps")) : undefined,
     backend: (flag(args, "backend") as Backend | undefined) ?? "wasm",
+    batch: flag(args, "batch") ? Number(flag(args, "batch")) : undefined,
+    latent: flag(args, "latent")
+      ? { height: Number(flag(args, "latent")), width: Number(flag(args, "latent")) }
+      : undefined,
   });
   console.log(formatBenchSplit(r));
 }

@@ -6,6 +6,8 @@ import {
   linspace,
   parseSchedulerConfig,
   roundHalfEven,
+  SCHEDULER_CLASSES,
+  schedulerClassMapping,
   type SchedulerConfig,
   SchedulerConfigError,
   sigmaAt,
@@ -189,10 +191,70 @@ Deno.test("parseSchedulerConfig: diffusers files in, clear errors out", () => {
     [{ use_karras_sigmas: true }, "use_karras_sigmas"],
     [{ trained_betas: [0.1, 0.2] }, "trained_betas"],
     [{ thresholding: true }, "thresholding"],
+    [{ interpolation_type: "log_linear" }, "interpolation_type"],
+    [{ timestep_type: "continuous" }, "timestep_type"],
     [{ beta_start: 0.02, beta_end: 0.01 }, "beta_end"],
   ];
   for (const [json, field] of bad) {
     assert.throws(() => parseSchedulerConfig(json), configError(field));
   }
   assert.throws(() => parseSchedulerConfig([1]), configError("JSON object"));
+});
+
+Deno.test("SD-Turbo's EulerDiscreteScheduler config (trailing, interpolation linear) parses", () => {
+  const turbo = parseSchedulerConfig({
+    _class_name: "EulerDiscreteScheduler",
+    _diffusers_version: "0.24.0",
+    beta_end: 0.012,
+    beta_schedule: "scaled_linear",
+    beta_start: 0.00085,
+    clip_sample: false,
+    interpolation_type: "linear",
+    num_train_timesteps: 1000,
+    prediction_type: "epsilon",
+    sample_max_value: 1.0,
+    set_alpha_to_one: false,
+    skip_prk_steps: true,
+    steps_offset: 1,
+    timestep_spacing: "trailing",
+    timestep_type: "discrete",
+    trained_betas: null,
+    use_karras_sigmas: false,
+  });
+  assert.deepEqual([turbo.timestep_spacing, turbo.steps_offset], ["trailing", 1]);
+  assert.deepEqual(spacedTimesteps(turbo, 1, "euler"), [999]);
+});
+
+Deno.test("scheduler classes map to the solver that serves them; others are refused by name", () => {
+  assert.deepEqual(schedulerClassMapping("DDIMScheduler"), { solver: "ddim", exact: true });
+  assert.deepEqual(schedulerClassMapping("EulerDiscreteScheduler"), {
+    solver: "euler",
+    exact: true,
+  });
+  assert.deepEqual(schedulerClassMapping("DPMSolverMultistepScheduler"), {
+    solver: "dpm",
+    exact: true,
+  });
+  assert.deepEqual(schedulerClassMapping("PNDMScheduler"), { solver: "dpm", exact: false });
+  assert.deepEqual(schedulerClassMapping("LMSDiscreteScheduler"), {
+    solver: "euler",
+    exact: false,
+  });
+  assert.deepEqual(schedulerClassMapping(undefined), { solver: "dpm", exact: false });
+  assert.throws(
+    () => schedulerClassMapping("LCMScheduler"),
+    (e: unknown) =>
+      e instanceof SchedulerConfigError && e.message.includes("latent consistency") &&
+      e.message.includes("PNDMScheduler"),
+  );
+  assert.throws(
+    () => schedulerClassMapping("FlowMatchEulerDiscreteScheduler"),
+    configError("flow-matching"),
+  );
+  assert.throws(
+    () => schedulerClassMapping("MyScheduler"),
+    configError("MyScheduler is not supported"),
+  );
+  assert.throws(() => schedulerClassMapping(3), configError("_class_name"));
+  assert.ok(Object.keys(SCHEDULER_CLASSES).length >= 10);
 });

@@ -33,6 +33,11 @@ import type { BackendChoice } from "../runtime/backend.ts";
 import { BACKEND_CHOICES } from "../runtime/backend.ts";
 import { noPositionals, parseFlags, UsageError, usageMessage } from "./flags.ts";
 import { readModelFolder } from "../model/folder.ts";
+import { fittingImages } from "../model/memory.ts";
+import { isGuided } from "../solvers/guidance.ts";
+
+/** Samples per UNet batch when `--batch` is not given and memory allows. */
+const DEFAULT_BATCH = 32;
 
 /** The `--help` text: every flag with its default. */
 export const USAGE = `usage: deno task calibrate [options]
@@ -195,13 +200,22 @@ export async function calibrateCommand(args: string[]): Promise<number> {
     const log = (line: string) => console.log(line);
     const pipeline = await Pipeline.load(modelDir, { backend, log });
     await Deno.mkdir(out, { recursive: true });
+    // without --batch: as many samples per UNet batch (up to 32) as fit in memory at the
+    // native size (an SD-sized UNet at 64x64 latents fits far fewer than 32 guided pairs)
+    const batchSize = f.batch !== undefined ? Number(f.batch) : fittingImages(
+      (n) => pipeline.estimateMemory(pipeline.nativeLatent, n, isGuided(guidance)),
+      DEFAULT_BATCH,
+    );
+    if (f.batch === undefined && batchSize < DEFAULT_BATCH) {
+      log(`calibration batch: ${batchSize} samples (what fits in memory on ${pipeline.backend})`);
+    }
     const set = {
       prompts,
       seeds: Array.from({ length: seeds }, (_, i) => i),
       solver,
       steps,
       guidanceScale: guidance,
-      batchSize: Number(f.batch ?? 32),
+      batchSize,
       log,
     };
     const t0 = performance.now();

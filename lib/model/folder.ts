@@ -1,13 +1,32 @@
 /**
  * A model folder in optimum's Stable Diffusion layout (`model_index.json`, `scheduler/`,
- * `tokenizer/`, `text_encoder/`, `unet/` as a block-split UNet, `vae_decoder/`), read into plain
- * data: paths and configs, no sessions. The default model and a user's SD export load alike.
+ * `tokenizer/`, `text_encoder/`, `unet/` as a block-split UNet, `vae_decoder/`), read and checked
+ * into plain data: paths, configs, the UNet's input contract and the sizes it serves — no sessions.
+ * The default model and a user's SD export load alike.
+ *
+ * {@link readModelFolder} checks everything that can be checked without onnxruntime, so that a
+ * bad folder is refused with its name and reason before any session exists: the JSON files, the
+ * scheduler class, the tokenizer, the text encoder's and VAE decoder's declared inputs and outputs
+ * (decoded from their ONNX files), `unet/split.json` with its timestep contract and the presence of
+ * every segment file (their sha256 is checked by the engine before its sessions), and that the
+ * parts fit together (embedding width, sequence length, latent channels).
  *
  * @module
  */
-import { parseSchedulerConfig, type SchedulerConfig } from "../solvers/scheduler_config.ts";
+import {
+  parseSchedulerConfig,
+  type SchedulerClassMapping,
+  schedulerClassMapping,
+  type SchedulerConfig,
+} from "../solvers/scheduler_config.ts";
 import { isFile } from "../io/fs.ts";
 import { permissionAdvice } from "../io/permissions.ts";
+import { readOnnxSignature } from "../onnx/signature.ts";
+import { validateSplitManifest } from "../unet/split_manifest.ts";
+import type { SplitManifest } from "../unet/split_manifest.ts";
+import { loadTokenizer } from "./tokenizer.ts";
+import { type SizeSupport, sizeSupport } from "./sizes.ts";
+import { type UNetInputContract, unetInputContract } from "./unet_inputs.ts";
 
 /** A linear latent→RGB map for cheap previews: `rgb[c] = Σ_k weights[c][k]·latent[k] + bias[c]`. */
 export interface PreviewMap {
@@ -17,76 +36,243 @@ export interface PreviewMap {
 
 /** Everything the pipeline needs to know about a model folder. */
 export interface ModelFolder {
+  /** `model_index.json` `_name_or_path` when it is a plain name, else the folder's name. */
   name: string;
   dir: string;
   scheduler: SchedulerConfig;
+  /** `_class_name` of the scheduler config (null when absent) and the solver that serves it. */
+  schedulerClass: string | null;
+  schedulerMapping: SchedulerClassMapping;
   tokenizerDir: string;
   textEncoderFile: string;
+  /** Element type of the text encoder's `input_ids` (`int32` or `int64`). */
+  inputIdsDType: "int32" | "int64";
+  /** Name of the text encoder output the UNet takes (`last_hidden_state`, or its only output). */
+  textEncoderOutput: string;
   /** The block-split UNet folder (contains split.json). */
   unetDir: string;
+  /** The split manifest, validated. */
+  split: SplitManifest;
+  /** How the UNet wants its inputs (the timestep contract, fixed latent dims). */
+  unetInputs: UNetInputContract;
   /** null for a pixel-space model (identity decode). */
   vaeDecoderFile: string | null;
   vaeScalingFactor: number;
   preview: PreviewMap | null;
-  /** Output image side in pixels and latent side (sample_size of the UNet). */
+  /** The sizes the model serves (native, and a range for dynamic-size exports). */
+  sizes: SizeSupport;
+  /** Native output side in pixels and native latent side (square models). */
   imageSize: number;
   latentSize: number;
   latentChannels: number;
 }
 
-async function readJson<T>(path: string, what: string): Promise<T> {
+/** A model folder that cannot be served; `reason` says which file and what is wrong. */
+export class ModelFolderError extends Error {
+  constructor(readonly dir: string, readonly reason: string) {
+    super(`model folder ${dir}: ${reason}`);
+    this.name = "ModelFolderError";
+  }
+}
+
+type Json = Record<string, unknown>;
+
+async function readJson(path: string, rel: string, required: true): Promise<Json>;
+async function readJson(path: string, rel: string, required: false): Promise<Json | undefined>;
+async function readJson(path: string, rel: string, required: boolean): Promise<Json | undefined> {
   let text: string;
   try {
     text = await Deno.readTextFile(path);
   } catch (e) {
-    const advice = permissionAdvice(e, "read", path);
-    if (advice) throw new Error(`${what}: ${advice}`);
-    if (e instanceof Deno.errors.NotFound) throw new Error(`${what}: ${path} not found`);
-    throw new Error(`${what}: cannot read ${path} (${(e as Error).message})`);
+    if (e instanceof Deno.errors.NotFound && !required) return undefined;
+    throw new Error(
+      e instanceof Deno.errors.NotFound
+        ? `${rel} not found`
+        : `${rel}: ${permissionAdvice(e, "read", path) ?? (e as Error).message}`,
+    );
   }
+  let v: unknown;
   try {
-    return JSON.parse(text) as T;
+    v = JSON.parse(text);
   } catch {
-    throw new Error(`${what}: ${path} is not valid JSON`);
+    throw new Error(`${rel} is not valid JSON`);
+  }
+  if (typeof v !== "object" || v === null || Array.isArray(v)) {
+    throw new Error(`${rel} must be a JSON object`);
+  }
+  return v as Json;
+}
+
+const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+
+/** The model's id: `_name_or_path` when it is a plain name (not a hub path or a local path). */
+function modelName(index: Json, dir: string): string {
+  const given = index._name_or_path;
+  if (typeof given === "string" && NAME.test(given)) return given;
+  return dir.replace(/\/+$/, "").split("/").pop() || "model";
+}
+
+async function readSplit(dir: string): Promise<SplitManifest> {
+  const json = await readJson(
+    `${dir}/unet/split.json`,
+    "unet/split.json (run `deno task split` on the UNet export first)",
+    true,
+  );
+  let manifest: SplitManifest;
+  try {
+    manifest = validateSplitManifest(json);
+  } catch (e) {
+    throw new Error(`unet/${(e as Error).message}`);
+  }
+  for (const s of manifest.segments) {
+    for (const file of [s.file, ...(s.externalData ?? []).map((x) => x.file)]) {
+      if (!(await isFile(`${dir}/unet/${file}`))) {
+        throw new Error(`unet/${file} (listed in split.json) is missing; split the model again`);
+      }
+    }
+  }
+  return manifest;
+}
+
+const fixedDim = (d: number | string | undefined) => typeof d === "number" ? d : undefined;
+
+/** Reads and checks a model folder; throws {@link ModelFolderError} with the reason. */
+export async function readModelFolder(dir: string): Promise<ModelFolder> {
+  try {
+    return await read(dir);
+  } catch (e) {
+    if (e instanceof ModelFolderError) throw e;
+    throw new ModelFolderError(dir, (e as Error).message);
   }
 }
 
-/** Reads a model folder; throws an Error naming the missing or bad file. */
-export async function readModelFolder(dir: string): Promise<ModelFolder> {
-  const index = await readJson<Record<string, unknown>>(`${dir}/model_index.json`, "model");
-  const scheduler = parseSchedulerConfig(
-    await readJson<unknown>(`${dir}/scheduler/scheduler_config.json`, "scheduler"),
+/**
+ * Checks a model folder as {@link readModelFolder} does; returns the reason it cannot be served,
+ * or null when it can.
+ */
+export async function checkModelFolder(dir: string): Promise<string | null> {
+  try {
+    await readModelFolder(dir);
+    return null;
+  } catch (e) {
+    return e instanceof ModelFolderError ? e.reason : (e as Error).message;
+  }
+}
+
+async function read(dir: string): Promise<ModelFolder> {
+  const index = await readJson(`${dir}/model_index.json`, "model_index.json", true);
+  const schedulerJson = await readJson(
+    `${dir}/scheduler/scheduler_config.json`,
+    "scheduler/scheduler_config.json",
+    true,
   );
-  const split = await readJson<{ inputs: { name: string; shape: (number | string)[] }[] }>(
-    `${dir}/unet/split.json`,
-    "unet (run `deno task split` on the UNet export first)",
-  );
-  const sampleShape = split.inputs.find((i) => i.name === "sample")?.shape ?? [];
-  const latentChannels = typeof sampleShape[1] === "number" ? sampleShape[1] : 4;
-  const latentSize = typeof sampleShape[2] === "number"
-    ? sampleShape[2]
-    : Number(index.latent_size ?? 64);
-  const hasVae = await isFile(`${dir}/vae_decoder/model.onnx`);
-  const vaeConfig = hasVae && await isFile(`${dir}/vae_decoder/config.json`)
-    ? await readJson<{ scaling_factor?: number }>(`${dir}/vae_decoder/config.json`, "vae_decoder")
-    : {};
-  const preview = await isFile(`${dir}/vae_decoder/preview.json`)
-    ? await readJson<PreviewMap>(`${dir}/vae_decoder/preview.json`, "vae_decoder preview")
-    : null;
+  const scheduler = parseSchedulerConfig(schedulerJson);
+  const schedulerMapping = schedulerClassMapping(schedulerJson._class_name);
+  const tokenizer = await loadTokenizer(`${dir}/tokenizer`);
+
+  const split = await readSplit(dir);
+  const unetInputs = unetInputContract(split.inputs, split.outputs);
+  const hidden = split.inputs.find((i) => i.name === "encoder_hidden_states")!;
+
+  const textEncoderFile = `${dir}/text_encoder/model.onnx`;
+  const te = await readOnnxSignature(textEncoderFile, "text_encoder/model.onnx");
+  const ids = te.inputs.find((i) => i.name === "input_ids") ?? te.inputs[0];
+  if (te.inputs.length !== 1 || (ids.dtype !== "int32" && ids.dtype !== "int64")) {
+    throw new Error(
+      `text_encoder/model.onnx must take one input_ids tensor of int32 or int64, takes ${
+        te.inputs.map((i) => `${i.name} ${i.dtype}`).join(", ")
+      }`,
+    );
+  }
+  const out = te.outputs.find((o) => o.name === "last_hidden_state") ?? te.outputs[0];
+  if (!out || out.dtype !== "float32" || out.shape?.length !== 3) {
+    throw new Error(
+      "text_encoder/model.onnx must output last_hidden_state float32 [batch, sequence, dim]",
+    );
+  }
+  const seq = fixedDim(ids.shape?.[1]);
+  if (seq !== undefined && seq !== tokenizer.maxLength) {
+    throw new Error(
+      `text_encoder takes ${seq} tokens, tokenizer/tokenizer_config.json model_max_length is ${tokenizer.maxLength}`,
+    );
+  }
+  const width = fixedDim(out.shape[2]), wanted = fixedDim(hidden.shape[2]);
+  if (width !== undefined && wanted !== undefined && width !== wanted) {
+    throw new Error(
+      `text_encoder gives ${width}-wide embeddings, the UNet's encoder_hidden_states are ${wanted} wide ` +
+        "(the text encoder and the UNet come from different models)",
+    );
+  }
+
+  const vaeDecoderFile = `${dir}/vae_decoder/model.onnx`;
+  const hasVae = await isFile(vaeDecoderFile);
+  const vaeConfig = hasVae
+    ? await readJson(`${dir}/vae_decoder/config.json`, "vae_decoder/config.json", false)
+    : undefined;
+  const unetConfig = await readJson(`${dir}/unet/config.json`, "unet/config.json", false);
+  const latentChannels = unetInputs.latentChannels ?? numberOr(unetConfig?.in_channels, 4);
+  if (hasVae) {
+    const vae = await readOnnxSignature(vaeDecoderFile, "vae_decoder/model.onnx");
+    const z = vae.inputs[0], img = vae.outputs[0];
+    if (
+      vae.inputs.length !== 1 || z.dtype !== "float32" || z.shape?.length !== 4 || !img ||
+      img.shape?.length !== 4
+    ) {
+      throw new Error(
+        "vae_decoder/model.onnx must map one float32 latent [batch, channels, h, w] to an image",
+      );
+    }
+    const zc = fixedDim(z.shape[1]);
+    if (zc !== undefined && zc !== latentChannels) {
+      throw new Error(
+        `vae_decoder takes ${zc}-channel latents, the UNet makes ${latentChannels}-channel latents`,
+      );
+    }
+  }
+  const sizes = sizeSupport({
+    latentHeight: unetInputs.latentHeight,
+    latentWidth: unetInputs.latentWidth,
+    unetConfig,
+    vaeConfig: hasVae ? vaeConfig ?? {} : undefined,
+    hasVae,
+  });
+  const scaling = vaeConfig?.scaling_factor;
+  if (scaling !== undefined && (typeof scaling !== "number" || !(scaling > 0))) {
+    throw new Error("vae_decoder/config.json: scaling_factor must be a positive number");
+  }
+  const preview = await readJson(
+    `${dir}/vae_decoder/preview.json`,
+    "vae_decoder/preview.json",
+    false,
+  ) as PreviewMap | undefined;
   return {
-    name: String(index._name_or_path ?? dir.split("/").pop()),
+    name: modelName(index, dir),
     dir,
     scheduler,
+    schedulerClass: typeof schedulerJson._class_name === "string"
+      ? schedulerJson._class_name
+      : null,
+    schedulerMapping,
     tokenizerDir: `${dir}/tokenizer`,
-    textEncoderFile: `${dir}/text_encoder/model.onnx`,
+    textEncoderFile,
+    inputIdsDType: ids.dtype,
+    textEncoderOutput: out.name,
     unetDir: `${dir}/unet`,
-    vaeDecoderFile: hasVae ? `${dir}/vae_decoder/model.onnx` : null,
-    vaeScalingFactor: vaeConfig.scaling_factor ?? 0.18215,
-    preview,
-    imageSize: Number(index.sample_size ?? latentSize * (hasVae ? 8 : 1)),
-    latentSize,
+    split,
+    unetInputs,
+    vaeDecoderFile: hasVae ? vaeDecoderFile : null,
+    // diffusers' AutoencoderKL default (SD-1.x/2.x); SD-XL's VAE config says 0.13025
+    vaeScalingFactor: (scaling as number | undefined) ?? 0.18215,
+    preview: preview ?? null,
+    sizes,
+    imageSize: sizes.native.width,
+    latentSize: sizes.native.width / sizes.vaeScaleFactor,
     latentChannels,
   };
+}
+
+function numberOr(x: unknown, fallback: number): number {
+  return typeof x === "number" && Number.isInteger(x) && x > 0 ? x : fallback;
 }
 
 /** Side in pixels of the images the model makes (the latent side for a pixel-space model). */
@@ -110,7 +296,11 @@ export async function modelFolders(modelsDir: string): Promise<string[]> {
       if (e.isDirectory && await isFile(`${dir}/${e.name}/model_index.json`)) names.push(e.name);
     }
   } catch (e) {
-    throw new Error(`models folder ${dir} cannot be read (${(e as Error).message})`);
+    throw new Error(
+      `models folder ${dir} cannot be read (${
+        permissionAdvice(e, "read", dir) ?? (e as Error).message
+      })`,
+    );
   }
   if (names.length === 0) {
     throw new Error(`no model folders (with model_index.json) in ${dir}`);

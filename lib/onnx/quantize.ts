@@ -4,10 +4,14 @@
  *
  * - `fp16`: mixed precision. Conv/ConvTranspose/MatMul/Gemm run in float16 (weights stored as
  *   float16), and so does everything downstream of them, except normalisations (Instance/Layer/
- *   Group/BatchNorm) and range-sensitive ops (Exp, Log, Pow, Sqrt, Sin, Cos, reductions, Range),
+ *   Group/BatchNorm), range-sensitive ops (Exp, Log, Pow, Sqrt, Sin, Cos, reductions, Range) and
+ *   attention's position sums (Softmax, and the MatMul of its probabilities with the values),
  *   which run in float32 behind Cast nodes. Float32 activations entering a float16 op are cast;
  *   float16 tensors leaving the model are cast back to float32. The timestep embedding (Cast of
- *   an integer, Sin/Cos) therefore stays float32 until its first Linear layer.
+ *   an integer, Sin/Cos) therefore stays float32 until its first Linear layer. Why attention: the
+ *   probabilities·values MatMul sums over every latent position, and onnxruntime's WebGPU float16
+ *   MatMul accumulates in float16, so its error grows with the image (measured on lavapipe:
+ *   `bench/fp16_drift.ts`; wasm computes in float32 and does not drift).
  * - `int8` / `uint8`: weight-only quantization, per output channel, of Conv/ConvTranspose/MatMul/
  *   Gemm weights with at least 256 elements: the weight initializer is replaced by
  *   `DequantizeLinear(q, scale, zero_point, axis)` producing the same name (axis needs opset 13;
@@ -58,6 +62,8 @@ export const FP32_OPS = new Set([
   "Reciprocal",
   "Sin",
   "Cos",
+  "Softmax",
+  "LogSoftmax",
   "Range",
   "CumSum",
   "ReduceMean",
@@ -74,6 +80,9 @@ export const FP32_OPS = new Set([
   "DequantizeLinear",
   "QuantizeLinear",
 ]);
+
+/** Ops a value passes through unchanged on its way from a Softmax to the MatMul that reads it. */
+const PASS_THROUGH = new Set(["Cast", "Identity", "Reshape", "Transpose", "Dropout"]);
 
 /** Inputs that are not data and keep their float32 type in fp16 mode (op → input indices). */
 const NON_DATA_INPUTS: Record<string, number[]> = { Resize: [1, 2], Upsample: [1] };
@@ -291,6 +300,12 @@ function toFloat16(model: Model): Model {
     return target;
   };
 
+  // attention probabilities · values: a MatMul reading a Softmax output sums over positions
+  const fromSoftmax = (name: string): boolean => {
+    let p = producer.get(name);
+    while (p && isStd(p) && PASS_THROUGH.has(p.opType)) p = producer.get(p.input[0]);
+    return p !== undefined && isStd(p) && p.opType === "Softmax";
+  };
   const producedHalf = new Set<string>();
   for (const n of g.node) {
     const std = isStd(n);
@@ -300,7 +315,8 @@ function toFloat16(model: Model): Model {
     const isConstNode = std &&
       (n.opType === "Constant" ||
         (n.opType === "Identity" && constTensor(n.input[0]) !== undefined));
-    const runHalf = std && !isConstNode && !FP32_OPS.has(n.opType) &&
+    const positionSum = n.opType === "MatMul" && n.input.some(fromSoftmax);
+    const runHalf = std && !isConstNode && !FP32_OPS.has(n.opType) && !positionSum &&
       (HEAVY.has(n.opType) || anyHalfIn);
     const input = n.input.map((x, i) => {
       if (x === "") return x;

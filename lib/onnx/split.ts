@@ -1,7 +1,8 @@
 /**
  * `splitModel`: cuts a monolithic UNet ONNX model into a block-split split folder: one `.onnx`
  * per segment (glue, block, glue, …) and `split.json` (see `lib/unet/split_manifest.ts`) with the sha256 of
- * every file. Weights in external data are read lazily, one segment at a time. The folder is
+ * every file, plus the export's `config.json` (diffusers' UNet config) when one sits beside the
+ * model. Weights in external data are read lazily, one segment at a time. The folder is
  * written beside the target under a temporary name and renamed at the end, so a failure never
  * leaves a half-written manifest.
  *
@@ -71,6 +72,9 @@ const PLAN_DTYPES = new Set([
   "uint8",
   "float64",
 ]);
+
+/** The diffusers config beside a UNet export, carried into the split folder. */
+export const EXPORT_CONFIG = "config.json";
 
 function dirname(path: string): string {
   const i = path.lastIndexOf("/");
@@ -285,6 +289,9 @@ export async function splitModel(modelPath: string, opts: SplitOptions): Promise
     };
     const json = new TextEncoder().encode(JSON.stringify(manifest, null, 2) + "\n");
     await writeChunks(`${tmp}/split.json`, [json]);
+    // the export's diffusers config (sample_size, block_out_channels) says which sizes it serves
+    const config = `${dirname(modelPath)}/${EXPORT_CONFIG}`;
+    if (await statOrUndefined(config)) await Deno.copyFile(config, `${tmp}/${EXPORT_CONFIG}`);
     await replaceFolder(tmp, out);
     return { dir: out, manifest };
   } catch (e) {

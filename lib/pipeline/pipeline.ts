@@ -14,6 +14,15 @@ import { previewPng } from "../image/preview.ts";
 import { type ModelFolder, readModelFolder } from "../model/folder.ts";
 import { loadTokenizer, type Tokenizer } from "../model/tokenizer.ts";
 import { analyzePrompt } from "../model/prompt.ts";
+import { type ImageSize, type LatentShape, latentShapeOf } from "../model/sizes.ts";
+import { timestepTensor } from "../model/unet_inputs.ts";
+import {
+  checkMemory,
+  estimateMemory,
+  type MemoryEstimate,
+  type MemoryProfile,
+  readMemoryProfile,
+} from "../model/memory.ts";
 import { type BackendChoice, resolveBackend } from "../runtime/backend.ts";
 import { createSession, serialized } from "../runtime/session.ts";
 import type { Session, Tensor } from "../runtime/ort.ts";
@@ -23,6 +32,7 @@ import { createSolver } from "../solvers/mod.ts";
 import { gaussianNoise } from "../solvers/noise.ts";
 import type { AbortLike, BlockPolicy, EngineOptions } from "../unet/engine.ts";
 import { UNetEngine } from "../unet/engine.ts";
+import { SizeTimings } from "./size_timings.ts";
 import type {
   Backend,
   GenerateOptions,
@@ -58,6 +68,23 @@ export function initialLatents(seeds: number[], length: number, sigma: number): 
   return x;
 }
 
+/** The shape of a plan as the memory estimate sees it. */
+function planShape(
+  model: ModelFolder,
+  tokenizer: Tokenizer,
+  latent: LatentShape,
+  images: number,
+  guided: boolean,
+) {
+  return {
+    images,
+    guided,
+    latent,
+    sequence: tokenizer.maxLength,
+    latentChannels: model.latentChannels,
+  };
+}
+
 function elapsed(t0: number): number {
   return performance.now() - t0;
 }
@@ -65,6 +92,9 @@ function elapsed(t0: number): number {
 /** A loaded model, ready to make images. */
 export class Pipeline {
   private gpuScaleShift: Promise<GpuScaleShift> | undefined;
+  private estimates = new Map<string, MemoryEstimate>();
+  /** Per-segment UNet latencies by latent size and batch (predictions at a requested size). */
+  readonly sizeTimings = new SizeTimings();
 
   private constructor(
     readonly model: ModelFolder,
@@ -74,29 +104,93 @@ export class Pipeline {
     readonly unet: UNetEngine,
     readonly vaeDecoder: Session | null,
     readonly schedules: ScheduleRegistry,
+    /** The model's graphs without weights, for memory estimates (lib/model/memory.ts). */
+    readonly memory: MemoryProfile,
   ) {}
 
-  /** Loads a model folder (checking the UNet split manifest's sha256s) on the chosen backend. */
+  /**
+   * Loads a model folder on the chosen backend. The folder is checked first (readModelFolder:
+   * a bad folder throws a ModelFolderError before any session exists), then the memory one
+   * guided image at the native size needs on the backend (PlanMemoryError, with the way out,
+   * when it does not fit); a failure while creating sessions releases the ones already made.
+   */
   static async load(modelDir: string, opts: PipelineOptions = {}): Promise<Pipeline> {
     const log = opts.log ?? console.log;
     const model = await readModelFolder(modelDir);
     const { backend } = await resolveBackend(opts.backend ?? "auto", log);
     const tokenizer = await loadTokenizer(model.tokenizerDir);
-    const textEncoder = await createSession(await Deno.readFile(model.textEncoderFile), backend);
-    const unet = await UNetEngine.load(model.unetDir, { ...opts.engine, backend, log });
-    const vaeDecoder = model.vaeDecoderFile
-      ? await createSession(await Deno.readFile(model.vaeDecoderFile), backend)
-      : null;
     const schedulesDir = opts.schedulesDir ??
       new URL(`../../schedules/${model.name}`, import.meta.url).pathname;
     const schedules = await ScheduleRegistry.load(schedulesDir, model.name);
-    return new Pipeline(model, backend, tokenizer, textEncoder, unet, vaeDecoder, schedules);
+    const memory = await readMemoryProfile(model);
+    const { width, height } = model.sizes.native;
+    const native = latentShapeOf(model.sizes, model.sizes.native);
+    checkMemory(
+      estimateMemory(memory, planShape(model, tokenizer, native, 1, true), backend),
+      `${model.name} (one guided ${width}x${height} image)`,
+      model.split.precision,
+    );
+    const made: { release(): Promise<void> }[] = [];
+    try {
+      const textEncoder = await createSession(await Deno.readFile(model.textEncoderFile), backend);
+      made.push(textEncoder);
+      const unet = await UNetEngine.load(model.unetDir, { ...opts.engine, backend, log });
+      made.push(unet);
+      const vaeDecoder = model.vaeDecoderFile
+        ? await createSession(await Deno.readFile(model.vaeDecoderFile), backend)
+        : null;
+      return new Pipeline(
+        model,
+        backend,
+        tokenizer,
+        textEncoder,
+        unet,
+        vaeDecoder,
+        schedules,
+        memory,
+      );
+    } catch (e) {
+      for (const s of made) await s.release();
+      throw e;
+    }
   }
 
-  /** Latent values per image (C × H × W). */
+  /** Latent values per image (C × H × W) at the native size. */
   get latentLength(): number {
-    const m = this.model;
-    return m.latentChannels * m.latentSize * m.latentSize;
+    const { height, width } = this.nativeLatent;
+    return this.model.latentChannels * height * width;
+  }
+
+  /** The latent shape of the model's native size. */
+  get nativeLatent(): LatentShape {
+    return latentShapeOf(this.model.sizes, this.model.sizes.native);
+  }
+
+  /**
+   * The memory `images` images at `latent` (with or without guidance) need on this pipeline's
+   * backend (lib/model/memory.ts; cached per shape).
+   */
+  estimateMemory(latent: LatentShape, images: number, guided: boolean): MemoryEstimate {
+    const key = `${latent.height}x${latent.width}x${images}${guided ? "g" : ""}`;
+    let e = this.estimates.get(key);
+    if (!e) {
+      const plan = planShape(this.model, this.tokenizer, latent, images, guided);
+      e = estimateMemory(this.memory, plan, this.backend);
+      this.estimates.set(key, e);
+    }
+    return e;
+  }
+
+  /**
+   * The latent shape of a request's size (default native); throws UnsupportedSizeError naming
+   * the sizes the model serves.
+   */
+  latentShape(size?: Partial<ImageSize>): LatentShape {
+    const native = this.model.sizes.native;
+    return latentShapeOf(this.model.sizes, {
+      width: size?.width ?? native.width,
+      height: size?.height ?? native.height,
+    });
   }
 
   /** Encodes prompts (and their negatives for guidance) in one text-encoder run. */
@@ -110,19 +204,17 @@ export class Pipeline {
     const ids = new Int32Array(texts.length * L);
     texts.forEach((t, i) => ids.set(this.tokenizer.encode(t), i * L));
     const name = this.textEncoder.inputNames[0];
-    const meta = this.textEncoder.inputMetadata?.[0] as { type?: string } | undefined;
-    const input = numericTensor(Array.from(ids), [texts.length, L], meta?.type ?? "int32");
+    const input = numericTensor(Array.from(ids), [texts.length, L], this.model.inputIdsDType);
     const out = await serialized(() => this.textEncoder.run({ [name]: input }));
-    const hidden = out[this.textEncoder.outputNames[0]];
-    for (const [k, v] of Object.entries(out)) {
-      if (k !== this.textEncoder.outputNames[0]) v.dispose();
-    }
+    const key = this.model.textEncoderOutput;
+    const hidden = out[key];
+    for (const [k, v] of Object.entries(out)) if (k !== key) v.dispose();
     return { tensor: hidden, batch: prompts.length, guided };
   }
 
   /**
-   * One guided UNet evaluation on `sample` (B latents) at `timestep`; returns the guided model
-   * output (B latents).
+   * One guided UNet evaluation on `sample` (B latents of `latent` shape, default native) at
+   * `timestep`; returns the guided model output (B latents).
    */
   async evalUNet(
     sample: Float32Array,
@@ -131,6 +223,7 @@ export class Pipeline {
     policy: BlockPolicy | undefined,
     guidanceScale: number,
     signal?: AbortLike,
+    latent: LatentShape = this.nativeLatent,
   ): Promise<Float32Array> {
     const m = this.model;
     const input = emb.guided ? new Float32Array(sample.length * 2) : sample;
@@ -140,35 +233,41 @@ export class Pipeline {
     }
     const n = emb.guided ? emb.batch * 2 : emb.batch;
     const feeds: Record<string, Tensor> = {
-      sample: float32Tensor(input, [n, m.latentChannels, m.latentSize, m.latentSize]),
-      timestep: numericTensor([timestep], [1], this.unet.inputDType("timestep")),
+      sample: float32Tensor(input, [n, m.latentChannels, latent.height, latent.width]),
+      timestep: timestepTensor(m.unetInputs.timestep, timestep, n),
       encoder_hidden_states: emb.tensor,
     };
     const out = await this.unet.run(feeds, { policy, signal });
+    this.sizeTimings.record(latent, n, this.unet.timings());
     const key = this.unet.manifest.outputs[0].name;
     const data = await toFloat32(out[key]);
     out[key].dispose();
     return emb.guided ? applyGuidance(data, guidanceScale) : data;
   }
 
-  /** Decodes B latents to 8-bit RGBA images. */
-  async decode(latents: Float32Array, batch: number): Promise<RgbaImage[]> {
+  /** Decodes B latents (of `latent` shape, default native) to 8-bit RGBA images. */
+  async decode(
+    latents: Float32Array,
+    batch: number,
+    latent: LatentShape = this.nativeLatent,
+  ): Promise<RgbaImage[]> {
     const m = this.model;
     let pixels: Float32Array;
-    const size = this.vaeDecoder ? m.imageSize : m.latentSize;
+    const f = this.vaeDecoder ? m.sizes.vaeScaleFactor : 1;
+    const [width, height] = [latent.width * f, latent.height * f];
     if (this.vaeDecoder) {
       const scaled = latents.map((v) => v / m.vaeScalingFactor);
       const name = this.vaeDecoder.inputNames[0];
       const vae = this.vaeDecoder;
-      const latent = float32Tensor(scaled, [batch, m.latentChannels, m.latentSize, m.latentSize]);
-      const out = await serialized(() => vae.run({ [name]: latent }));
+      const z = float32Tensor(scaled, [batch, m.latentChannels, latent.height, latent.width]);
+      const out = await serialized(() => vae.run({ [name]: z }));
       const t = out[this.vaeDecoder.outputNames[0]];
       pixels = await toFloat32(t);
       t.dispose();
     } else {
       pixels = latents;
     }
-    return Array.from({ length: batch }, (_, i) => nchwToRgba(pixels, i, size, size));
+    return Array.from({ length: batch }, (_, i) => nchwToRgba(pixels, i, width, height));
   }
 
   /** Resolves a request's cache field to a schedule for this model (null = no caching). */
@@ -183,7 +282,8 @@ export class Pipeline {
 
   /**
    * Makes a batch of images in one denoising loop. All requests must share steps, solver,
-   * guidance and cache; each keeps its own prompt, negative prompt and seed.
+   * guidance, cache and size; each keeps its own prompt, negative prompt and seed. A size the
+   * model does not serve throws UnsupportedSizeError before anything runs.
    */
   async generateBatch(
     reqs: GenerateRequest[],
@@ -194,9 +294,18 @@ export class Pipeline {
     for (const r of reqs) {
       if (
         r.steps !== first.steps || r.solver !== first.solver ||
-        r.guidanceScale !== first.guidanceScale || r.cache !== first.cache
-      ) throw new Error("generateBatch: requests must share steps, solver, guidance and cache");
+        r.guidanceScale !== first.guidanceScale || r.cache !== first.cache ||
+        r.width !== first.width || r.height !== first.height
+      ) throw new Error("generateBatch: requests must share steps, solver, guidance, cache, size");
     }
+    const latent = this.latentShape(first);
+    const guided = isGuided(first.guidanceScale);
+    const f = this.model.sizes.vaeScaleFactor;
+    checkMemory(
+      this.estimateMemory(latent, reqs.length, guided),
+      `${reqs.length} ${guided ? "guided " : ""}${latent.width * f}x${latent.height * f} image(s)`,
+      this.model.split.precision,
+    );
     const { signal, onProgress } = opts;
     const schedule = await this.resolveSchedule(first.cache, first.solver, first.steps);
     // no schedule, no cache: an uncached run stores no residuals
@@ -204,8 +313,6 @@ export class Pipeline {
       ? new BlockCache(schedule, this.unet.blocks, true, await this.scaleShiftApply())
       : undefined;
     const B = reqs.length;
-    // as in diffusers, guidance applies only above 1: at 1 or below the batch is conditional only
-    const guided = isGuided(first.guidanceScale);
     let emb: Embeddings | undefined;
     try {
       signal?.throwIfAborted();
@@ -217,7 +324,8 @@ export class Pipeline {
       );
       const textEncoderMs = elapsed(tText);
       const solver = createSolver(first.solver, this.model.scheduler, first.steps);
-      let x = initialLatents(reqs.map((r) => r.seed), this.latentLength, solver.initNoiseSigma);
+      const length = this.model.latentChannels * latent.height * latent.width;
+      let x = initialLatents(reqs.map((r) => r.seed), length, solver.initNoiseSigma);
       const tUnet = performance.now();
       const before = this.unet.counters();
       for (let i = 0; i < first.steps; i++) {
@@ -225,13 +333,13 @@ export class Pipeline {
         await cache?.beginStep(i);
         const xin = solver.scaleModelInput(x, i);
         const t = solver.timesteps[i];
-        const out = await this.evalUNet(xin, t, emb, cache, first.guidanceScale, signal);
+        const out = await this.evalUNet(xin, t, emb, cache, first.guidanceScale, signal, latent);
         const step = solver.step(out, i, x);
         x = step.prevSample;
         if (onProgress) {
           const every = opts.previewEvery ?? 0;
           const preview = every > 0 && ((i + 1) % every === 0 || i + 1 === first.steps)
-            ? this.preview(step.predOriginal)
+            ? this.preview(step.predOriginal, latent)
             : undefined;
           onProgress({ step: i + 1, steps: first.steps, elapsedMs: elapsed(t0), preview });
         }
@@ -245,15 +353,14 @@ export class Pipeline {
       };
       signal?.throwIfAborted();
       const tDec = performance.now();
-      const images = await this.decode(x, B);
+      const images = await this.decode(x, B, latent);
       const decoderMs = elapsed(tDec);
       const totalMs = elapsed(t0);
-      const size = images[0].width;
       return reqs.map((r, i) => ({
         png: encodePng(images[i]),
         image: images[i],
-        width: size,
-        height: size,
+        width: images[i].width,
+        height: images[i].height,
         seed: r.seed,
         steps: r.steps,
         solver: r.solver,
@@ -284,13 +391,14 @@ export class Pipeline {
         : scaleShiftOnCpu(stored, ss, previous);
   }
 
-  /** A preview PNG of the first image's predicted clean latent. */
-  preview(predOriginal: Float32Array): Uint8Array {
+  /** A preview PNG of the first image's predicted clean latent (of `latent` shape). */
+  preview(predOriginal: Float32Array, latent: LatentShape = this.nativeLatent): Uint8Array {
     const m = this.model;
-    if (m.preview) {
-      return previewPng(predOriginal, 0, m.latentChannels, m.latentSize, m.imageSize, m.preview);
+    if (m.preview && latent.width === latent.height) {
+      const side = latent.width * (this.vaeDecoder ? m.sizes.vaeScaleFactor : 1);
+      return previewPng(predOriginal, 0, m.latentChannels, latent.width, side, m.preview);
     }
-    return encodePng(nchwToRgba(predOriginal, 0, m.latentSize, m.latentSize));
+    return encodePng(nchwToRgba(predOriginal, 0, latent.width, latent.height));
   }
 
   /** Releases every session. */

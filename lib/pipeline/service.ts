@@ -22,17 +22,15 @@ import type {
   ScheduleInfo,
   SolverName,
 } from "../pipeline/types.ts";
-import { modelFolders, readModelFolder } from "../model/folder.ts";
+import { ModelFolderError, modelFolders, readModelFolder } from "../model/folder.ts";
 import type { Tokenizer } from "../model/tokenizer.ts";
 import { Pipeline } from "./pipeline.ts";
 import { loadFastestPipeline } from "./fastest.ts";
 import { DEFAULTS } from "./request.ts";
 import { LatencyModel, type ModelLayout } from "./latency.ts";
 
-/** Side of the images a pipeline makes. */
-function imageSize(p: Pipeline): number {
-  return p.vaeDecoder ? p.model.imageSize : p.model.latentSize;
-}
+/** Fewest steps at which a schedule can reuse a block (step 0 always computes every block). */
+export const MIN_CACHE_STEPS = 2;
 
 /**
  * Maps a request's `cache` value to what the pipeline's registry resolves: a full schedule id
@@ -64,12 +62,28 @@ export function modelLayout(p: Pipeline): ModelLayout {
   };
 }
 
-/** The models' public descriptions (name, native size, backend, defaults, shipped schedules). */
+/**
+ * A model's public description: name, native size and the sizes served, backend, defaults,
+ * shipped schedules, the fewest steps caching applies to, and the scheduler class.
+ */
 export function describeModel(p: Pipeline): ModelInfo {
   return {
     name: p.model.name,
-    width: imageSize(p),
-    height: imageSize(p),
+    width: p.model.sizes.native.width,
+    height: p.model.sizes.native.height,
+    sizes: {
+      native: { ...p.model.sizes.native },
+      dynamic: p.model.sizes.dynamic,
+      multipleOf: p.model.sizes.multipleOf,
+      min: p.model.sizes.min,
+      max: p.model.sizes.max,
+    },
+    minCacheSteps: MIN_CACHE_STEPS,
+    scheduler: {
+      className: p.model.schedulerClass,
+      solver: p.model.schedulerMapping.solver,
+      exact: p.model.schedulerMapping.exact,
+    },
     backend: p.backend,
     defaults: {
       steps: DEFAULTS.steps,
@@ -117,7 +131,10 @@ export class PipelineGenerator implements ImageGenerator {
     return p;
   }
 
-  /** {@link ImageGenerator.models}: name, native size, backend, defaults and shipped schedules. */
+  /**
+   * {@link ImageGenerator.models}: name, native size and the sizes served, backend, defaults,
+   * shipped schedules, the fewest steps caching applies to, and the scheduler class.
+   */
   models(): ModelInfo[] {
     return this.pipelines.map(describeModel);
   }
@@ -202,12 +219,64 @@ export class PipelineGenerator implements ImageGenerator {
 }
 
 /**
+/** A model folder that could not be loaded: its folder name, path and the reason. */
+export interface FailedModel {
+  name: string;
+  dir: string;
+  reason: string;
+}
+
+/**
+ * Loads every model folder of `modelsDir` (see `modelFolders`), or the folders listed, on
+ * `backend`, each on its own: a folder that fails its check (ModelFolderError: missing or corrupt
+ * file, unsupported timestep contract, …), its memory estimate (PlanMemoryError) or session
+ * creation is reported in `failed` by folder name with the reason, and the others still load.
+ * Each folder is checked before any of its sessions exists, and a failed one releases what it
+ * created. Throws only for a bad backend or an unreadable `modelsDir`.
+ */
+export async function loadPipelines(
+  modelsDir: string | string[],
+  backend: string,
+  log: (line: string) => void = console.log,
+  schedulesRoot?: string,
+): Promise<{ loaded: Pipeline[]; failed: FailedModel[] }> {
+  if (!BACKEND_CHOICES.includes(backend as BackendChoice)) {
+    throw new Error(
+      `unknown backend ${JSON.stringify(backend)}: use ${BACKEND_CHOICES.join(", ")}`,
+    );
+  }
+  const race = backend === "auto" && (await resolveBackend("auto", log)).backend === "webgpu";
+  const loaded: Pipeline[] = [];
+  const failed: FailedModel[] = [];
+  for (const dir of Array.isArray(modelsDir) ? modelsDir : await modelFolders(modelsDir)) {
+    const name = dir.replace(/\/+$/, "").split("/").pop()!;
+    try {
+      const schedulesDir = schedulesRoot === undefined
+        ? undefined
+        : `${schedulesRoot}/${(await readModelFolder(dir)).name}`;
+      loaded.push(
+        race
+          ? (await loadFastestPipeline(dir, ["webgpu", "wasm"], { log, schedulesDir })).pipeline
+          : await Pipeline.load(dir, { backend: backend as BackendChoice, log, schedulesDir }),
+      );
+    } catch (e) {
+      const reason = e instanceof ModelFolderError ? e.reason : (e as Error).message;
+      failed.push({ name, dir, reason });
+      log(`model ${name} not loaded: ${reason}`);
+    }
+  }
+  return { loaded, failed };
+}
+
+/**
  * Loads every model of `modelsDir` (or the model folders listed) on `backend` (`auto`, `wasm` or `webgpu`) as the service's
  * generator, with each model's schedules from `<schedulesRoot>/<model name>/` (default: the
  * repository's `schedules/`). With `auto` on a host with a hardware WebGPU adapter, each model
  * goes to whichever of WebGPU and wasm generates faster ({@link loadFastestPipeline}).
  * Predictions are `Infinity` until {@link PipelineGenerator.warmUp} (or a first generation) has
- * measured the host.
+ * measured the host. When any folder fails it throws one Error naming every failed folder and its
+ * reason, after releasing the others ({@link loadPipelines} gives the per-folder results to a
+ * caller that serves the models that did load).
  */
 export async function loadGenerator(
   modelsDir: string | string[],
@@ -215,28 +284,8 @@ export async function loadGenerator(
   log: (line: string) => void = console.log,
   schedulesRoot?: string,
 ): Promise<PipelineGenerator> {
-  if (!BACKEND_CHOICES.includes(backend as BackendChoice)) {
-    throw new Error(
-      `unknown backend ${JSON.stringify(backend)}: use ${BACKEND_CHOICES.join(", ")}`,
-    );
-  }
-  const pipelines: Pipeline[] = [];
-  const race = backend === "auto" && (await resolveBackend("auto", log)).backend === "webgpu";
-  try {
-    const dirs = Array.isArray(modelsDir) ? modelsDir : await modelFolders(modelsDir);
-    for (const dir of dirs) {
-      const schedulesDir = schedulesRoot === undefined
-        ? undefined
-        : `${schedulesRoot}/${(await readModelFolder(dir)).name}`;
-      pipelines.push(
-        race
-          ? (await loadFastestPipeline(dir, ["webgpu", "wasm"], { log, schedulesDir })).pipeline
-          : await Pipeline.load(dir, { backend: backend as BackendChoice, log, schedulesDir }),
-      );
-    }
-    return new PipelineGenerator(pipelines);
-  } catch (e) {
-    for (const p of pipelines) await p.release();
-    throw e;
-  }
+  const { loaded, failed } = await loadPipelines(modelsDir, backend, log, schedulesRoot);
+  if (failed.length === 0) return new PipelineGenerator(loaded);
+  for (const p of loaded) await p.release();
+  throw new Error(failed.map((f) => `model ${f.name} (${f.dir}): ${f.reason}`).join("; "));
 }

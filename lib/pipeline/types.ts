@@ -30,6 +30,12 @@ export interface GenerateRequest {
   solver: SolverName;
   /** `none`, `auto` (the shipped schedule for this solver and step count), or a schedule name or file path. */
   cache: string;
+  /**
+   * Output size in pixels (default: the model's native size). Must be one the model serves
+   * (`ModelInfo.sizes`); otherwise generation throws UnsupportedSizeError (`field: "size"`).
+   */
+  width?: number;
+  height?: number;
 }
 
 /** What a step reports while the image is being made. */
@@ -115,15 +121,35 @@ export interface ScheduleInfo {
   quality?: { fd?: number };
 }
 
+/** The image sizes a model serves (pixels). */
+export interface SizeInfo {
+  native: { width: number; height: number };
+  /** false: the export fixes the size, only `native` runs. */
+  dynamic: boolean;
+  /** Dynamic exports: width and height are multiples of this within `min`..`max`. */
+  multipleOf: number;
+  min: number;
+  max: number;
+}
+
 /** A loaded model and what it can be asked for. */
 export interface ModelInfo {
   name: string;
-  /** Native output size; the only size the service accepts. */
+  /** Native output size (the default size). */
   width: number;
   height: number;
   backend: Backend;
   defaults: { steps: number; solver: SolverName; guidanceScale: number };
   schedules: ScheduleInfo[];
+  /** Every size the model serves (set by the real generator; absent: native only). */
+  sizes?: SizeInfo;
+  /**
+   * Fewest steps at which block caching can reuse anything: the first step computes every
+   * block, so a 1-step generation (SD-Turbo style) has nothing to cache and no schedule applies.
+   */
+  minCacheSteps?: number;
+  /** The folder's scheduler class and the solver that serves it (`exact`: the same algorithm). */
+  scheduler?: { className: string | null; solver: SolverName; exact: boolean };
 }
 
 /** A candidate plan: what a prediction is asked about. */

@@ -29,9 +29,9 @@ export function applyGuidance(output: Float32Array, scale: number): Float32Array
 }
 
 /**
- * Whether a guidance scale means classifier-free guidance: only above 1, as in diffusers
- * (`do_classifier_free_guidance = guidance_scale > 1`). At 1 or below the UNet runs on the
- * conditional batch alone (the prompt is used; guidance 0 would otherwise ignore it).
+ * Whether a guidance scale means classifier-free guidance: only above 1, as diffusers decides
+ * (`do_classifier_free_guidance = guidance_scale > 1`). At 1 guidance gives `cond` anyway, and
+ * below it (SD-Turbo is run with 0) the prompt alone is used: one UNet batch of 1 per image.
  */
 export function isGuided(guidanceScale: number): boolean {
   return guidanceScale > 1;

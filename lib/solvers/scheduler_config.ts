@@ -23,6 +23,8 @@
 /** How an N-step sampler picks its training timesteps (diffusers' `timestep_spacing`). */
 export type TimestepSpacing = "leading" | "linspace" | "trailing";
 
+import type { SolverName } from "./solver.ts";
+
 /** What the model's output means (diffusers' `prediction_type`). */
 export type PredictionType = "epsilon" | "v_prediction";
 
@@ -130,6 +132,12 @@ export function parseSchedulerConfig(json: unknown): SchedulerConfig {
   mustNot("use_lu_lambdas", (v) => v !== false, "Lu lambdas are not supported");
   mustNot("rescale_betas_zero_snr", (v) => v !== false, "zero-SNR rescaling is not supported");
   mustNot("thresholding", (v) => v !== false, "dynamic thresholding is not supported");
+  mustNot(
+    "interpolation_type",
+    (v) => v !== "linear",
+    "only linear sigma interpolation is supported",
+  );
+  mustNot("timestep_type", (v) => v !== "discrete", "only discrete timesteps are supported");
 
   const config: SchedulerConfig = {
     num_train_timesteps: num("num_train_timesteps", 1000, true, 2),
@@ -157,6 +165,72 @@ export function parseSchedulerConfig(json: unknown): SchedulerConfig {
   const finalSigmas = oneOf("final_sigmas_type", ["zero", "sigma_min"] as const);
   if (finalSigmas !== undefined) config.final_sigmas_type = finalSigmas;
   return config;
+}
+
+/** How a diffusers scheduler class is served here. */
+export interface SchedulerClassMapping {
+  /** The project's solver closest to the class (a request may still ask for any solver). */
+  solver: SolverName;
+  /** True when the solver is the class's own algorithm; false when it stands in for it. */
+  exact: boolean;
+}
+
+/**
+ * diffusers scheduler classes (`_class_name` of `scheduler_config.json`) whose noise schedule is
+ * the discrete DDPM one these solvers implement, and the solver that serves each. PNDM (SD-1.x's
+ * shipped default, PLMS) and the other multistep/ancestral samplers are not implemented: the
+ * model's noise schedule is sampled with the nearest solver instead.
+ */
+export const SCHEDULER_CLASSES: Readonly<Record<string, SchedulerClassMapping>> = {
+  DDIMScheduler: { solver: "ddim", exact: true },
+  DPMSolverMultistepScheduler: { solver: "dpm", exact: true },
+  EulerDiscreteScheduler: { solver: "euler", exact: true },
+  PNDMScheduler: { solver: "dpm", exact: false },
+  DDPMScheduler: { solver: "ddim", exact: false },
+  DPMSolverSinglestepScheduler: { solver: "dpm", exact: false },
+  UniPCMultistepScheduler: { solver: "dpm", exact: false },
+  DEISMultistepScheduler: { solver: "dpm", exact: false },
+  LMSDiscreteScheduler: { solver: "euler", exact: false },
+  EulerAncestralDiscreteScheduler: { solver: "euler", exact: false },
+  HeunDiscreteScheduler: { solver: "euler", exact: false },
+  KDPM2DiscreteScheduler: { solver: "euler", exact: false },
+  KDPM2AncestralDiscreteScheduler: { solver: "euler", exact: false },
+};
+
+/** Scheduler classes for models these solvers cannot sample, with the reason. */
+const UNSUPPORTED_CLASSES: Readonly<Record<string, string>> = {
+  LCMScheduler: "latent consistency models need LCM's own multi-step consistency sampling",
+  TCDScheduler: "trajectory consistency models need TCD's own sampling",
+  FlowMatchEulerDiscreteScheduler: "flow-matching models (SD3, Flux) are not DDPM models",
+  FlowMatchHeunDiscreteScheduler: "flow-matching models (SD3, Flux) are not DDPM models",
+  EDMEulerScheduler: "EDM-parameterised models (continuous sigmas) are not supported",
+  EDMDPMSolverMultistepScheduler: "EDM-parameterised models (continuous sigmas) are not supported",
+  CMStochasticIterativeScheduler: "consistency models need their own sampling",
+  ScoreSdeVeScheduler: "variance-exploding score models are not DDPM models",
+  KarrasVeScheduler: "variance-exploding models are not DDPM models",
+};
+
+/**
+ * Maps `_class_name` to the solver that serves it (a config without one: DPM-Solver++, the
+ * project's default). Throws {@link SchedulerConfigError} for classes these solvers cannot sample
+ * and for unknown names, listing the supported classes.
+ */
+export function schedulerClassMapping(className: unknown): SchedulerClassMapping {
+  if (className === undefined || className === null) return { solver: "dpm", exact: false };
+  if (typeof className !== "string") {
+    throw new SchedulerConfigError(
+      "_class_name",
+      `expected a string, got ${JSON.stringify(className)}`,
+    );
+  }
+  const known = SCHEDULER_CLASSES[className];
+  if (known) return known;
+  const why = UNSUPPORTED_CLASSES[className];
+  throw new SchedulerConfigError(
+    "_class_name",
+    `${className} is not supported${why ? `: ${why}` : ""}; supported classes (served by ddim, ` +
+      `dpm or euler): ${Object.keys(SCHEDULER_CLASSES).join(", ")}`,
+  );
 }
 
 /**
