@@ -25,7 +25,7 @@ import {
 import { WorkerPool, type WorkerStatus } from "./lib/exec/pool.ts";
 import { isFile } from "./lib/io/fs.ts";
 import { permissionAdvice } from "./lib/io/permissions.ts";
-import { modelFolders } from "./lib/model/folder.ts";
+import { checkModelFolder, modelFolders } from "./lib/model/folder.ts";
 import { verifyModelFolder } from "./lib/model/manifest.ts";
 import { basename } from "node:path";
 
@@ -147,8 +147,10 @@ export interface UnavailableModel {
 
 /**
  * The start-up check of the model folders, before any session is created: every file each
- * folder's manifest lists has its recorded size and sha256. Returns the folders that pass and,
- * by name and reason, those that do not (the service starts without them).
+ * folder's manifest lists has its recorded size and sha256, and the folder is one the pipeline
+ * can load (configs, tokenizer, graphs' inputs and outputs, the timestep contract: see
+ * `checkModelFolder`). Returns the folders that pass and, by name and reason, those that do not
+ * (the service starts without them; with none, it does not start).
  */
 export async function checkModelFolders(
   dirs: string[],
@@ -158,7 +160,9 @@ export async function checkModelFolders(
   for (const dir of dirs) {
     try {
       await verifyModelFolder(dir);
-      ok.push(dir);
+      const reason = await checkModelFolder(dir);
+      if (reason === null) ok.push(dir);
+      else unavailable.push({ name: basename(dir), dir, reason });
     } catch (e) {
       unavailable.push({ name: basename(dir), dir, reason: (e as Error).message });
     }
@@ -250,6 +254,7 @@ async function main(): Promise<void> {
     log.error("start-up failed: could not load the models", errorFields(e));
     Deno.exit(1);
   }
+  unavailable.push(...pool.unavailable());
   log.info("models loaded", {
     models: pool.models().map((m) => `${m.name} ${m.width}x${m.height} (${m.backend})`),
     workers: pool.size,

@@ -20,6 +20,7 @@ Deno.test("WarmMean drops the first (cold) sample once a second arrives, then av
 
 // glue, block 0, glue, block 1, glue
 const layout: ModelLayout = {
+  native: { width: 64, height: 64 },
   segments: [-1, 0, -1, 1, -1],
   schedules: [{
     id: "dpm-2-uniform-2",
@@ -31,9 +32,18 @@ const layout: ModelLayout = {
 };
 
 /** A generation of `steps` steps at `batch` where every segment took `ms[k]` per run. */
-function observe(m: LatencyModel, batch: number, steps: number, ms: number[], overhead = 0) {
+function observe(
+  m: LatencyModel,
+  batch: number,
+  steps: number,
+  ms: number[],
+  overhead = 0,
+  size = 64,
+) {
   const profile: UNetProfile = {
     batch,
+    width: size,
+    height: size,
     runs: ms.map(() => steps),
     ms: ms.map((x) => x * steps),
   };
@@ -83,4 +93,18 @@ Deno.test("LatencyModel rejects a profile that does not match the model's layout
     msg = (e as Error).message;
   }
   assert(msg.includes("2 segments, the model 5"), msg);
+});
+
+Deno.test("LatencyModel: figures per image size; an unmeasured size is scaled by its pixels", () => {
+  const m = new LatencyModel({ m: layout }, 1);
+  const spec = { steps: 1, solver: "dpm" as const, schedule: null, guided: true };
+  observe(m, 2, 1, [1, 1, 1, 1, 1]);
+  observe(m, 2, 1, [1, 1, 1, 1, 1]);
+  assertEquals(m.predict("m", spec), 15);
+  // 128x128 has 4x the pixels: a first guess of 4x until it has run
+  assertEquals(m.predict("m", { ...spec, width: 128, height: 128 }), 60);
+  observe(m, 2, 1, [2, 2, 2, 2, 2], 0, 128);
+  observe(m, 2, 1, [2, 2, 2, 2, 2], 0, 128);
+  assertEquals(m.predict("m", { ...spec, width: 128, height: 128 }), 20);
+  assertEquals(m.predict("m", spec), 15);
 });

@@ -6,8 +6,14 @@
  *
  * @module
  */
-import { describeModel, loadGenerator, modelLayout } from "../pipeline/service.ts";
-import type { PipelineGenerator } from "../pipeline/service.ts";
+import {
+  describeModel,
+  loadPipelines,
+  modelLayout,
+  PipelineGenerator,
+} from "../pipeline/service.ts";
+import { UnsupportedSizeError } from "../model/sizes.ts";
+import { PlanMemoryError } from "../model/memory.ts";
 import type { AbortLike } from "../unet/engine.ts";
 import { CANCEL_SLOT, type FromWorker, type ToWorker } from "./protocol.ts";
 
@@ -61,7 +67,16 @@ export function serveWorker(scope: WorkerScope, early: MessageEvent[]): void {
       const t0 = performance.now();
       try {
         flag = new Int32Array(msg.cancel);
-        generator = await loadGenerator(msg.modelDirs, msg.backend, () => {}, msg.schedulesRoot);
+        const { loaded, failed } = await loadPipelines(
+          msg.modelDirs,
+          msg.backend,
+          () => {},
+          msg.schedulesRoot,
+        );
+        if (loaded.length === 0) {
+          throw new Error(failed.map((f) => `model ${f.name}: ${f.reason}`).join("; "));
+        }
+        generator = new PipelineGenerator(loaded);
         const warmUp = msg.warmUp === "none"
           ? []
           : await generator.warmUp({ maxRuns: msg.warmUp === "compile" ? 0 : undefined });
@@ -79,6 +94,7 @@ export function serveWorker(scope: WorkerScope, early: MessageEvent[]): void {
             result: { profile: result.profile, timings: result.timings, steps: result.steps },
           })),
           loadMs: performance.now() - t0,
+          failed,
         });
       } catch (e) {
         post({ type: "load-failed", message: errorMessage(e) });
@@ -117,6 +133,7 @@ export function serveWorker(scope: WorkerScope, early: MessageEvent[]): void {
         message: errorMessage(e),
         cancelled: signal.aborted,
         fatal: e instanceof WebAssembly.RuntimeError,
+        refused: e instanceof UnsupportedSizeError || e instanceof PlanMemoryError,
       });
     }
   }

@@ -38,6 +38,14 @@ export class WorkerFailed extends Error {
   override name = "WorkerFailed";
 }
 
+/**
+ * The model cannot make what was asked (a size it does not serve, a plan that does not fit the
+ * backend's memory); the message says why and is fit for the client.
+ */
+export class GenerationRefused extends Error {
+  override name = "GenerationRefused";
+}
+
 /** The pool is closed (shutting down); no more jobs are taken. */
 export class PoolClosed extends Error {
   override name = "PoolClosed";
@@ -138,6 +146,16 @@ interface Waiter {
   onAbort?: () => void;
 }
 
+/**
+ * The web `Worker` constructor, taken when this module is evaluated: onnxruntime-web's wasm
+ * runtime, once it runs in a process, replaces `globalThis.Worker` with Node's `worker_threads`
+ * Worker (emscripten's Node code path, since Deno has `process`), whose workers have no `self`
+ * and whose messages never reach a web `onmessage` handler. A process that ran a model on its
+ * own thread before starting a pool (a test, a benchmark) would otherwise start workers that
+ * never answer.
+ */
+const WebWorker: typeof Worker = globalThis.Worker;
+
 /** Reload attempts of a worker that failed to load before its slot is given up. */
 const MAX_RELOADS = 3;
 
@@ -150,6 +168,7 @@ export class WorkerPool implements ImageGenerator {
   #slots: Slot[] = [];
   #waiters: Waiter[] = [];
   #models: ModelInfo[] = [];
+  #failed: { name: string; dir: string; reason: string }[] = [];
   #tokenizers = new Map<string, Tokenizer>();
   #latency!: LatencyModel;
   #closed = false;
@@ -252,7 +271,7 @@ export class WorkerPool implements ImageGenerator {
     const before = rss();
     const t0 = performance.now();
     slot.state = "loading";
-    const worker = new Worker(this.#opts.workerUrl, { type: "module" });
+    const worker = new WebWorker(this.#opts.workerUrl, { type: "module" });
     slot.worker = worker;
     const done = new Promise<void>((resolve, reject) => (slot.loaded = { resolve, reject }));
     worker.onmessage = (e: MessageEvent<FromWorker>) => this.#onMessage(slot, worker, e.data);
@@ -291,6 +310,13 @@ export class WorkerPool implements ImageGenerator {
           const layouts: Record<string, ModelLayout> = {};
           for (const x of m.models) layouts[x.info.name] = x.layout;
           this.#latency = new LatencyModel(layouts);
+          this.#failed = m.failed;
+          for (const f of m.failed) {
+            this.#log.error("model unavailable: it failed to load", {
+              model: f.name,
+              reason: f.reason,
+            });
+          }
         }
         for (const w of m.warmUp) this.#latency.observe(w.model, w.result);
         slot.state = "idle";
@@ -336,7 +362,7 @@ export class WorkerPool implements ImageGenerator {
         }
         this.#finish(slot, job);
         if (m.cancelled && job.signal?.aborted) job.reject(job.signal.reason);
-        else job.reject(new Error(m.message));
+        else job.reject(m.refused ? new GenerationRefused(m.message) : new Error(m.message));
         return;
       }
     }
@@ -494,6 +520,8 @@ export class WorkerPool implements ImageGenerator {
       solver: req.solver,
       schedule: null,
       guided: isGuided(req.guidanceScale),
+      width: req.width,
+      height: req.height,
     });
     return await new Promise<GenerateResult>((resolve, reject) => {
       const job: Running = {
@@ -537,6 +565,11 @@ export class WorkerPool implements ImageGenerator {
   /** The predictor fed by every worker's generations. */
   get latency(): LatencyModel {
     return this.#latency;
+  }
+
+  /** Model folders the workers could not load, with the reason (the others are served). */
+  unavailable(): { name: string; dir: string; reason: string }[] {
+    return [...this.#failed];
   }
 
   /** Workers that can take jobs now or soon (not failed). */

@@ -63,6 +63,8 @@ export type FromWorker =
     /** Generations run while warming up (the pool's predictor learns from them). */
     warmUp: { model: string; result: Pick<GenerateResult, "profile" | "timings" | "steps"> }[];
     loadMs: number;
+    /** Model folders that failed to load (the others are served). */
+    failed: { name: string; dir: string; reason: string }[];
   }
   | { type: "load-failed"; message: string }
   | { type: "progress"; job: number; progress: Progress }
@@ -75,4 +77,9 @@ export type FromWorker =
     cancelled: boolean;
     /** The worker's runtime may be broken (a wasm trap): the pool replaces it. */
     fatal: boolean;
+    /**
+     * The request asked for what the model cannot make (a size it does not serve, or a plan
+     * that does not fit the backend's memory): the message is fit for the client.
+     */
+    refused?: boolean;
   };

@@ -138,7 +138,10 @@ export class UnsupportedSizeError extends Error {
 }
 
 /** Why `size` cannot be made by a model with support `s` (a sentence), or undefined when it can. */
-export function sizeProblem(s: SizeSupport, size: ImageSize): string | undefined {
+export function sizeProblem(
+  s: Omit<SizeSupport, "vaeScaleFactor">,
+  size: ImageSize,
+): string | undefined {
   const { width, height } = size;
   if (width === s.native.width && height === s.native.height) return undefined;
   const native = `${s.native.width}x${s.native.height}`;

@@ -3,9 +3,10 @@
  *
  * Every finished generation reports its {@link UNetProfile}: per segment of the split UNet, how
  * often it ran and for how long, at one UNet batch size (2 per image with classifier-free
- * guidance, 1 without). The model keeps, per (model, batch), a moving average of each segment's
- * time per run, of the work between segments per step (solver, guidance, copies, scale-shift), and
- * of the text encoder and the VAE decoder. A plan's prediction is then
+ * guidance, 1 without) and one image size. The model keeps, per (model, batch, size), a moving
+ * average of each segment's time per run, of the work between segments per step (solver,
+ * guidance, copies, scale-shift), and of the text encoder and the VAE decoder. A plan's
+ * prediction is then
  *
  *     n · (text encoder + decoder + Σ_steps (Σ_{segments run at that step} t_seg + overhead))
  *
@@ -37,8 +38,10 @@ export class WarmMean {
   }
 }
 
-/** What a model looks like to the predictor: its segments and its cache schedules. */
+/** What a model looks like to the predictor: its segments, native size and cache schedules. */
 export interface ModelLayout {
+  /** The size a plan without one is made at (pixels). */
+  native: { width: number; height: number };
   /** Per segment in run order: -1 for glue, else the cacheable block's index. */
   segments: number[];
   /**
@@ -56,6 +59,10 @@ interface BatchStats {
   decoder: WarmMean;
 }
 
+function statsKey(batch: number, width: number, height: number): string {
+  return `${batch}@${width}x${height}`;
+}
+
 /** UNet batch of one image of a plan. */
 export function unetBatch(guided: boolean): number {
   return guided ? 2 : 1;
@@ -64,7 +71,8 @@ export function unetBatch(guided: boolean): number {
 /** Predicts plan wall times per model from measured generations. */
 export class LatencyModel {
   #layouts = new Map<string, ModelLayout>();
-  #stats = new Map<string, Map<number, BatchStats>>();
+  /** Per model: figures by `${batch}@${width}x${height}`. */
+  #stats = new Map<string, Map<string, BatchStats>>();
 
   /** `layouts`: the models by name. `alpha`: weight of the newest sample in the moving averages. */
   constructor(layouts: Record<string, ModelLayout>, readonly alpha = 0.3) {
@@ -77,10 +85,10 @@ export class LatencyModel {
     return l;
   }
 
-  #batch(model: string, batch: number, create: boolean): BatchStats | undefined {
-    let byBatch = this.#stats.get(model);
-    if (!byBatch) this.#stats.set(model, byBatch = new Map());
-    let s = byBatch.get(batch);
+  #statsFor(model: string, key: string, create: boolean): BatchStats | undefined {
+    let byKey = this.#stats.get(model);
+    if (!byKey) this.#stats.set(model, byKey = new Map());
+    let s = byKey.get(key);
     if (!s && create) {
       s = {
         segments: this.#layout(model).segments.map(() => new WarmMean(this.alpha)),
@@ -88,9 +96,35 @@ export class LatencyModel {
         textEncoder: new WarmMean(this.alpha),
         decoder: new WarmMean(this.alpha),
       };
-      byBatch.set(batch, s);
+      byKey.set(key, s);
     }
     return s;
+  }
+
+  /**
+   * The figures to predict a plan of `batch` at `width`×`height` from, and the factor to scale
+   * them by: the plan's own when measured; else the other batch at that size (a batch of 2 costs
+   * at most twice a batch of 1); else the same batch at another measured size, scaled by the ratio
+   * of pixels (a rough first guess until that size has run once).
+   */
+  #figures(
+    model: string,
+    batch: number,
+    width: number,
+    height: number,
+  ): { s: BatchStats; scale: number } | undefined {
+    const byKey = this.#stats.get(model);
+    if (!byKey) return undefined;
+    const own = byKey.get(statsKey(batch, width, height));
+    if (own) return { s: own, scale: 1 };
+    const other = byKey.get(statsKey(batch === 2 ? 1 : 2, width, height));
+    if (other) return { s: other, scale: batch === 2 ? 2 : 1 };
+    for (const [key, s] of byKey) {
+      const m = /^(\d+)@(\d+)x(\d+)$/.exec(key)!;
+      if (Number(m[1]) !== batch) continue;
+      return { s, scale: (width * height) / (Number(m[2]) * Number(m[3])) };
+    }
+    return undefined;
   }
 
   /** Records one finished generation of `model` (its profile, stage timings and step count). */
@@ -102,7 +136,7 @@ export class LatencyModel {
         `profile of ${model} has ${profile.runs.length} segments, the model ${layout.segments.length}`,
       );
     }
-    const s = this.#batch(model, profile.batch, true)!;
+    const s = this.#statsFor(model, statsKey(profile.batch, profile.width, profile.height), true)!;
     let segmentMs = 0;
     profile.runs.forEach((runs, k) => {
       segmentMs += profile.ms[k];
@@ -130,11 +164,10 @@ export class LatencyModel {
    */
   predict(model: string, spec: PlanSpec): number {
     const layout = this.#layout(model);
-    const batch = unetBatch(spec.guided);
-    const s = this.#batch(model, batch, false) ??
-      this.#batch(model, batch === 2 ? 1 : 2, false);
-    if (!s) return Infinity;
-    const scale = this.#batch(model, batch, false) ? 1 : batch === 2 ? 2 : 1;
+    const width = spec.width ?? layout.native.width, height = spec.height ?? layout.native.height;
+    const found = this.#figures(model, unetBatch(spec.guided), width, height);
+    if (!found) return Infinity;
+    const { s, scale } = found;
     const table = this.#recompute(layout, spec) ?? null;
     let unet = 0;
     for (let step = 0; step < spec.steps; step++) {
@@ -154,13 +187,15 @@ export class LatencyModel {
 
   /** The longest mean segment time of `model` at the batch of guided (or unguided) plans, in ms: how long a cancel may take to be noticed. Undefined before a measurement. */
   longestSegmentMs(model: string, guided: boolean): number | undefined {
-    const s = this.#batch(model, unetBatch(guided), false);
+    const { width, height } = this.#layout(model).native;
+    const s = this.#statsFor(model, statsKey(unetBatch(guided), width, height), false);
     const means = s?.segments.map((m) => m.value ?? 0) ?? [];
     return means.length ? Math.max(...means) : undefined;
   }
 
   /** Whether `model` has figures for the batch of guided (or unguided) plans. */
   measured(model: string, guided: boolean): boolean {
-    return this.#batch(model, unetBatch(guided), false) !== undefined;
+    const { width, height } = this.#layout(model).native;
+    return this.#statsFor(model, statsKey(unetBatch(guided), width, height), false) !== undefined;
   }
 }

@@ -348,6 +348,8 @@ export class Pipeline {
       const after = this.unet.counters();
       const profile = {
         batch: guided ? 2 * B : B,
+        width: latent.width * (this.vaeDecoder ? this.model.sizes.vaeScaleFactor : 1),
+        height: latent.height * (this.vaeDecoder ? this.model.sizes.vaeScaleFactor : 1),
         runs: after.runs.map((r, k) => r - before.runs[k]),
         ms: after.ms.map((m, k) => m - before.ms[k]),
       };

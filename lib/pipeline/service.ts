@@ -51,6 +51,7 @@ export function registryCacheName(
 export function modelLayout(p: Pipeline): ModelLayout {
   let block = 0;
   return {
+    native: { ...p.model.sizes.native },
     segments: p.unet.timings().map((t) => t.kind === "block" ? block++ : -1),
     schedules: p.schedules.schedules.map((x) => ({
       id: scheduleId(x),

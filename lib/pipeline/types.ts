@@ -103,6 +103,9 @@ export interface GenerateResult {
 export interface UNetProfile {
   /** UNet batch of every evaluation: images × 2 with classifier-free guidance, × 1 without. */
   batch: number;
+  /** Output size in pixels the evaluations were made at. */
+  width: number;
+  height: number;
   /** Per segment in run order: runs in this generation and their total wall time in ms. */
   runs: number[];
   ms: number[];
@@ -162,6 +165,9 @@ export interface PlanSpec {
   n?: number;
   /** Classifier-free guidance (guidance scale above 1): a UNet batch of 2 per image, else 1. */
   guided: boolean;
+  /** Output size in pixels (default: the model's native size). */
+  width?: number;
+  height?: number;
 }
 
 /** What the service needs from the pipeline. */

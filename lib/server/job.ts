@@ -19,7 +19,9 @@ import { type ChosenPlan, type PlanOutcome, planRequest } from "./planner.ts";
 import { type JobQueue, QueueClosedError, QueueFullError, retryAfterSeconds } from "./queue.ts";
 import { type GenerationParams, previewEvery, type Route, validateGeneration } from "./validate.ts";
 import { errorFields, type Logger } from "../io/log.ts";
-import { WorkerFailed } from "../exec/pool.ts";
+import { GenerationRefused, WorkerFailed } from "../exec/pool.ts";
+import { UnsupportedSizeError } from "../model/sizes.ts";
+import { PlanMemoryError } from "../model/memory.ts";
 import type {
   GenerateRequest,
   GenerateResult,
@@ -131,6 +133,8 @@ export class GenerationJobs {
       cache: p.cache,
       n: p.n,
       guided: isGuided(p.guidanceScale),
+      width: p.width,
+      height: p.height,
       preview: p.preview,
       autoCache: config.autoCache,
       budgetMs,
@@ -224,6 +228,8 @@ export class GenerationJobs {
               guidanceScale: p.guidanceScale,
               solver: outcome.plan.solver,
               cache: outcome.plan.schedule ?? "none",
+              width: p.width,
+              height: p.height,
             };
             results.push(
               await generator.generate(p.model.name, req, {
@@ -321,6 +327,12 @@ export class GenerationJobs {
         code: "client_closed",
       });
     }
+    if (
+      e instanceof GenerationRefused || e instanceof UnsupportedSizeError ||
+      e instanceof PlanMemoryError
+    ) {
+      return new ApiError(400, { message: e.message, param: "size", code: "unsupported_plan" });
+    }
     if (e instanceof WorkerFailed) {
       log.error("generation worker failed", {
         prompt: a.p.prompt.slice(0, 200),
@@ -346,7 +358,7 @@ export class GenerationJobs {
     const r = o.results;
     return {
       model: p.model.name,
-      size: `${r[0]?.width ?? p.model.width}x${r[0]?.height ?? p.model.height}`,
+      size: `${r[0]?.width ?? p.width}x${r[0]?.height ?? p.height}`,
       n: p.n,
       steps: o.plan.steps,
       solver: o.plan.solver,

@@ -31,6 +31,9 @@ export interface PlanRequest {
   n: number;
   /** Classifier-free guidance (guidance scale above 1): doubles the UNet batch. */
   guided: boolean;
+  /** Output size in pixels (the model's native size by default). */
+  width?: number;
+  height?: number;
   /** Preview requests take the fastest candidate. */
   preview: boolean;
   autoCache?: AutoCachePolicy;
@@ -94,17 +97,18 @@ export function candidatePlans(
   req: Omit<PlanRequest, "budgetMs" | "predict">,
 ): Required<PlanSpec>[] {
   const { model, solver, n, guided } = req;
+  const size = { width: req.width ?? model.width, height: req.height ?? model.height };
   if (req.cache !== "auto" && req.cache !== "none") {
     const s = model.schedules.find((x) => x.name === req.cache);
     if (!s) return [];
-    return [{ steps: s.steps, solver: s.solver, schedule: s.name, n, guided }];
+    return [{ steps: s.steps, solver: s.solver, schedule: s.name, n, guided, ...size }];
   }
   const stepsList = req.stepsPinned
     ? [req.steps]
     : fallbackSteps(req.steps, solver, model.schedules);
   const out: Required<PlanSpec>[] = [];
   for (const steps of stepsList) {
-    const none = { steps, solver, schedule: null, n, guided };
+    const none = { steps, solver, schedule: null, n, guided, ...size };
     if (req.cache === "none") {
       out.push(none);
       continue;
@@ -112,7 +116,7 @@ export function candidatePlans(
     const cached = model.schedules
       .filter((s) => s.solver === solver && s.steps === steps)
       .sort(compareScheduleQuality)
-      .map((s) => ({ steps, solver, schedule: s.name, n, guided }));
+      .map((s) => ({ steps, solver, schedule: s.name, n, guided, ...size }));
     if (req.autoCache === "prefer") out.push(...cached, none);
     else out.push(none, ...cached);
   }

@@ -11,6 +11,7 @@ import { ApiError, badField } from "./errors.ts";
 import { ImagesApiRequest, LIMITS, parseFields } from "../pipeline/request.ts";
 import { assertPromptUsable, PromptError, type PromptReport } from "../model/prompt.ts";
 import type { Tokenizer } from "../model/tokenizer.ts";
+import { sizeProblem } from "../model/sizes.ts";
 
 /**
  * Parses a JSON body (its size is limited before, by Hono's `bodyLimit`): `Content-Type` must be
@@ -72,6 +73,9 @@ export interface GenerationParams {
   solver: SolverName;
   /** `auto`, `none` or a schedule name of the model. */
   cache: string;
+  /** Output size in pixels (the model's native size unless `size` asked for another it serves). */
+  width: number;
+  height: number;
   /** `deadline_ms` as sent (checked against the service's limit by the deadline resolver). */
   deadlineMs?: number;
   preview: boolean;
@@ -138,13 +142,25 @@ export function validateGeneration(
       );
     }
   }
-  const native = `${model.width}x${model.height}`;
-  if (v.size != null && v.size !== "auto" && v.size !== native) {
-    throw badField(
-      "size",
-      `size ${v.size} is not supported by model ${model.name}; supported: ${native}`,
-      "unsupported_size",
-    );
+  let width = model.width, height = model.height;
+  if (v.size != null && v.size !== "auto") {
+    [width, height] = v.size.split("x").map(Number);
+    const support = model.sizes ??
+      {
+        native: { width: model.width, height: model.height },
+        dynamic: false,
+        multipleOf: 1,
+        min: 0,
+        max: 0,
+      };
+    const problem = sizeProblem(support, { width, height });
+    if (problem) {
+      throw badField(
+        "size",
+        `size ${v.size} is not served by model ${model.name}: ${problem}`,
+        "unsupported_size",
+      );
+    }
   }
   let steps = v.steps ?? undefined;
   let solver: SolverName = v.solver ?? model.defaults.solver;
@@ -185,6 +201,8 @@ export function validateGeneration(
     negativePrompt: v.negative_prompt ?? "",
     promptReport,
     n,
+    width,
+    height,
     seed: v.seed ?? (seedSource() >>> 0),
     steps: steps ?? model.defaults.steps,
     stepsPinned,

@@ -33,7 +33,7 @@ const COMPLETED = "image_generation.completed";
 function imageFields(a: Admission) {
   return {
     created_at: created(),
-    size: `${a.p.model.width}x${a.p.model.height}`,
+    size: `${a.p.width}x${a.p.height}`,
     quality: a.p.quality,
     background: "opaque",
     output_format: "png",

@@ -76,6 +76,16 @@ export function opsRoutes(deps: OpsDeps): Hono {
         created: 0,
         owned_by: "local",
         sizes: [`${m.width}x${m.height}`],
+        ...(m.sizes?.dynamic
+          ? {
+            size_range: {
+              multiple_of: m.sizes.multipleOf,
+              min: m.sizes.min,
+              max: m.sizes.max,
+            },
+          }
+          : {}),
+        ...(m.minCacheSteps !== undefined ? { min_cache_steps: m.minCacheSteps } : {}),
         backend: m.backend,
         defaults: {
           steps: m.defaults.steps,
