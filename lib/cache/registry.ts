@@ -11,9 +11,34 @@ import { checkScheduleFits, parseSchedule, type Schedule, scheduleFileName } fro
 /** `<solver>-<steps>-<name>.json`; other files (curves, pictures, index) are not schedules. */
 const SCHEDULE_FILE = /^[a-z]+-\d+-[A-Za-z0-9][A-Za-z0-9._-]*\.json$/;
 
-/** `schedules/<model>/index.json`: the recommended schedule per `<solver>-<steps>`. */
+/** `schedules/<model>/index.json`: the recommended schedule per `<solver>-<steps>` (short name). */
 export interface ScheduleIndex {
-  auto: Record<string, string>;
+  recommended: Record<string, string>;
+}
+
+/** Parses `index.json`; throws an Error naming `source` and the bad field. */
+export function parseScheduleIndex(text: string, source = "index.json"): ScheduleIndex {
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch (e) {
+    throw new Error(`${source}: not valid JSON (${(e as Error).message})`);
+  }
+  const rec = (v as { recommended?: unknown })?.recommended;
+  if (typeof rec !== "object" || rec === null || Array.isArray(rec)) {
+    throw new Error(
+      `${source}: "recommended" must be an object of "<solver>-<steps>": "<schedule name>"` +
+        ((v as { auto?: unknown })?.auto !== undefined ? ' (the old key "auto" was renamed)' : ""),
+    );
+  }
+  for (const [k, name] of Object.entries(rec)) {
+    if (!/^[a-z]+-\d+$/.test(k) || typeof name !== "string") {
+      throw new Error(
+        `${source}: recommended[${JSON.stringify(k)}] must map <solver>-<steps> to a name`,
+      );
+    }
+  }
+  return { recommended: rec as Record<string, string> };
 }
 
 /** A model's shipped schedules, loaded once at start-up. */
@@ -27,12 +52,15 @@ export class ScheduleRegistry {
   /** Loads every schedule file of `dir` (a missing folder means no schedules). */
   static async load(dir: string, model: string): Promise<ScheduleRegistry> {
     const schedules: Schedule[] = [];
-    let index: ScheduleIndex = { auto: {} };
+    let index: ScheduleIndex = { recommended: {} };
     try {
       for await (const e of Deno.readDir(dir)) {
         if (!e.isFile) continue;
         if (e.name === "index.json") {
-          index = JSON.parse(await Deno.readTextFile(`${dir}/${e.name}`));
+          index = parseScheduleIndex(
+            await Deno.readTextFile(`${dir}/${e.name}`),
+            `${dir}/index.json`,
+          );
         } else if (SCHEDULE_FILE.test(e.name)) {
           const text = await Deno.readTextFile(`${dir}/${e.name}`);
           schedules.push(parseSchedule(text, `${dir}/${e.name}`));
@@ -52,9 +80,9 @@ export class ScheduleRegistry {
     return this.schedules.filter((s) => s.solver === solver && s.steps === steps);
   }
 
-  /** The recommended schedule for a solver and step count, if one is shipped. */
-  auto(solver: SolverName, steps: number): Schedule | undefined {
-    const name = this.index.auto[`${solver}-${steps}`];
+  /** The schedule `index.json` recommends for a solver and step count, if one is shipped. */
+  recommended(solver: SolverName, steps: number): Schedule | undefined {
+    const name = this.index.recommended[`${solver}-${steps}`];
     return name ? this.for(solver, steps).find((s) => s.name === name) : undefined;
   }
 
@@ -67,7 +95,7 @@ export class ScheduleRegistry {
     request: { solver: SolverName; steps: number; blocks: readonly string[] },
   ): Promise<Schedule | null> {
     if (cache === "none") return null;
-    if (cache === "auto") return this.auto(request.solver, request.steps) ?? null;
+    if (cache === "auto") return this.recommended(request.solver, request.steps) ?? null;
     let schedule: Schedule | undefined;
     if (cache.endsWith(".json") || cache.includes("/")) {
       let text: string;
