@@ -1,12 +1,19 @@
 /**
- * The shipped schedules of a model (`schedules/<model>/<solver>-<steps>-<name>.json`) and how a
- * request's `cache` field picks one: `none`, `auto` (the schedule `index.json` recommends for the
- * solver and step count, or none when there is no such schedule), a schedule name, or a file path.
+ * The shipped schedules of a model (`schedules/<model>/<solver>-<steps>-<name>.json`), the one
+ * `index.json` recommends per solver and step count (the schedule the caching benchmark reports),
+ * and how a concrete `cache` value picks one: `none`, a schedule name or id, or a file path.
+ * `cache: "auto"` is the planner's to resolve (lib/planning/planner.ts), never the registry's.
  *
  * @module
  */
 import type { SolverName } from "../solvers/solver.ts";
-import { checkScheduleFits, parseSchedule, type Schedule, scheduleFileName } from "./schedule.ts";
+import {
+  checkScheduleFits,
+  parseSchedule,
+  type Schedule,
+  scheduleFileName,
+  scheduleId,
+} from "./schedule.ts";
 
 /** `<solver>-<steps>-<name>.json`; other files (curves, pictures, index) are not schedules. */
 const SCHEDULE_FILE = /^[a-z]+-\d+-[A-Za-z0-9][A-Za-z0-9._-]*\.json$/;
@@ -87,15 +94,21 @@ export class ScheduleRegistry {
   }
 
   /**
-   * Resolves a request's `cache` value to a schedule (null = no caching); throws an Error that
-   * names the problem for an unknown name, a bad file, or a schedule that does not fit.
+   * Resolves a concrete `cache` value — `none`, a short name or full id (`dpm-20-delta-0.16`) of a
+   * schedule for the request's solver and steps, or a schedule file path — to a schedule (null =
+   * no caching); throws an Error that names the problem for `auto` (resolve it with the planner
+   * first), an unknown name, a bad file, or a schedule that does not fit.
    */
   async resolve(
     cache: string,
     request: { solver: SolverName; steps: number; blocks: readonly string[] },
   ): Promise<Schedule | null> {
     if (cache === "none") return null;
-    if (cache === "auto") return this.recommended(request.solver, request.steps) ?? null;
+    if (cache === "auto") {
+      throw new Error(
+        'cache: "auto" is the planner\'s choice: resolve it with resolveAutoCache (lib/planning/planner.ts) first',
+      );
+    }
     let schedule: Schedule | undefined;
     if (cache.endsWith(".json") || cache.includes("/")) {
       let text: string;
@@ -106,7 +119,9 @@ export class ScheduleRegistry {
       }
       schedule = parseSchedule(text, cache);
     } else {
-      schedule = this.for(request.solver, request.steps).find((s) => s.name === cache);
+      schedule = this.for(request.solver, request.steps).find((s) =>
+        s.name === cache || scheduleId(s) === cache
+      );
       if (!schedule) {
         const known = this.schedules.filter((s) => s.name === cache);
         throw new Error(

@@ -42,6 +42,8 @@ export interface FrontierOptions {
   steps: number[];
   /** Schedules derived where a step count has none shipped (`out` is the schedules folder). */
   derive: ScheduleDerivation;
+  /** Step counts that get schedules derived when none is shipped (default: all of `steps`). */
+  calibrateSteps?: number[];
   /** The calibration set for those schedules: prompts and seeds. */
   calibration: { prompts: string[]; seeds: number[] };
   /** Quality prompts: the first `prompts` held-out captions of the evaluation set, seed = index. */
@@ -130,12 +132,15 @@ function qualityRequest(
   };
 }
 
-/** The shipped schedules of the solver at `steps`, calibrating them first where there are none. */
+/**
+ * The shipped schedules of the solver at `steps`, calibrating them first where there are none and
+ * `steps` is one of {@link FrontierOptions.calibrateSteps}.
+ */
 async function schedulesFor(o: FrontierOptions, steps: number): Promise<Schedule[]> {
   const model = o.pipeline.model.name;
   const dir = o.derive.out;
   let found = (await ScheduleRegistry.load(dir, model)).for(o.solver, steps);
-  if (found.length === 0 && steps >= 2) {
+  if (found.length === 0 && steps >= 2 && (o.calibrateSteps ?? o.steps).includes(steps)) {
     o.log?.(`${o.solver}-${steps}: no shipped schedules, calibrating`);
     await calibrateSchedules(o.pipeline, {
       prompts: o.calibration.prompts,

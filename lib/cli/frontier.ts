@@ -3,7 +3,7 @@
  * `schedules/<model>/<solver>.frontier.json` (format: lib/planning/frontier.ts). For every step
  * count of `--steps`: the uncached plan and every shipped schedule of that step count, calibrating
  * Eq. 7 schedules (`--skip-targets`) and uniform ones (`--uniform`) with scale-shift first where
- * none is shipped; quality on `--prompts` held-out prompts; then every plan timed in interleaved
+ * none is shipped (for the step counts of `--calibrate-steps`, default all); quality on `--prompts` held-out prompts; then every plan timed in interleaved
  * runs (`--timing-runs`, 0 = none).
  *
  *   deno task frontier --solvers dpm,ddim --prompts 128 --steps 4,6,8,10,12,15,20,25,30,40,50
@@ -34,8 +34,9 @@ import { frontierFileName, serializeFrontier } from "../planning/frontier.ts";
 import { parseFlags, UsageError } from "./flags.ts";
 
 const USAGE = `usage: deno task frontier [--model DIR] [--solvers dpm,ddim] [--steps 4,6,8,...,50]
-  [--skip-targets 0.4,0.6,0.8] [--uniform 2] [--calibration-seeds N] [--prompts N] [--batch N]
-  [--guidance X] [--timing-runs N] [--work DIR] [--out DIR] [--only uncached|cached|all]`;
+  [--calibrate-steps 4,6,...] [--skip-targets 0.4,0.6,0.8] [--uniform 2]
+  [--calibration-seeds N] [--calibration-prompts N] [--prompts N] [--batch N] [--guidance X]
+  [--timing-runs N] [--work DIR] [--out DIR] [--only uncached|cached|all]`;
 
 /** The default step grid. */
 export const DEFAULT_STEPS = [4, 6, 8, 10, 12, 15, 20, 25, 30, 40, 50];
@@ -62,9 +63,11 @@ export async function frontierCommand(args: string[]): Promise<number> {
       model: "string",
       solvers: "string",
       steps: "string",
+      "calibrate-steps": "string",
       "skip-targets": "string",
       uniform: "string",
       "calibration-seeds": "int",
+      "calibration-prompts": "int",
       prompts: "int",
       batch: "int",
       guidance: "number",
@@ -98,6 +101,12 @@ export async function frontierCommand(args: string[]): Promise<number> {
       ? DEFAULT_STEPS
       : numberList("steps", String(f.steps), true);
     if (steps.some((s) => s < 1 || s > 100)) throw new UsageError("--steps must be in 1..100");
+    const calibrateSteps = f["calibrate-steps"] === undefined
+      ? steps
+      : numberList("calibrate-steps", String(f["calibrate-steps"]), true);
+    if (calibrateSteps.some((s) => !steps.includes(s))) {
+      throw new UsageError("--calibrate-steps must be step counts of --steps");
+    }
     const skipTargets = numberList(
       "skip-targets",
       String(f["skip-targets"] ?? "0.4,0.6,0.8"),
@@ -110,6 +119,10 @@ export async function frontierCommand(args: string[]): Promise<number> {
     if (uniform.some((n) => n < 2)) throw new UsageError("--uniform periods must be >= 2");
     const seeds = Number(f["calibration-seeds"] ?? 1);
     if (seeds < 1 || seeds > 16) throw new UsageError("--calibration-seeds must be in 1..16");
+    const calibrationPrompts = Number(f["calibration-prompts"] ?? 32);
+    if (calibrationPrompts < 1 || calibrationPrompts > 32) {
+      throw new UsageError("--calibration-prompts must be in 1..32");
+    }
     const nPrompts = Number(f.prompts ?? 128);
     if (nPrompts < 2 || nPrompts > 2048) throw new UsageError("--prompts must be in 2..2048");
     const batch = Number(f.batch ?? 32);
@@ -132,7 +145,7 @@ export async function frontierCommand(args: string[]): Promise<number> {
       const out = String(f.out ?? `schedules/${model}`);
       const work = String(f.work ?? `.frontier/${model}`);
       const calibration = {
-        prompts: await defaultCalibrationPrompts(modelDir),
+        prompts: (await defaultCalibrationPrompts(modelDir)).slice(0, calibrationPrompts),
         seeds: Array.from({ length: seeds }, (_, i) => i),
       };
       const optionsFor = (solver: SolverName, phase: "uncached" | "cached" | "all") => ({
@@ -141,6 +154,7 @@ export async function frontierCommand(args: string[]): Promise<number> {
         solver,
         steps,
         derive: { skipTargets, uniform, out },
+        calibrateSteps,
         calibration,
         prompts: nPrompts,
         guidanceScale: guidance,

@@ -20,6 +20,8 @@ import { applyGuidance } from "../solvers/guidance.ts";
 import { createSolver } from "../solvers/mod.ts";
 import { gaussianNoise } from "../solvers/noise.ts";
 import type { BlockPolicy } from "../unet/engine.ts";
+import { type Frontier, loadFrontiers } from "../planning/frontier.ts";
+import { type PlanningModel, resolveAutoCache, scheduleInfo } from "../planning/planner.ts";
 import { UNetEngine } from "../unet/engine.ts";
 import type {
   Backend,
@@ -68,6 +70,8 @@ export class Pipeline {
     readonly unet: UNetEngine,
     readonly vaeDecoder: Session | null,
     readonly schedules: ScheduleRegistry,
+    /** Measured speed–quality frontiers of this model, one per solver at most. */
+    readonly frontiers: Frontier[],
   ) {}
 
   /** Loads a model folder (checking the UNet split manifest's sha256s) on the chosen backend. */
@@ -83,8 +87,30 @@ export class Pipeline {
       : null;
     const schedulesDir = opts.schedulesDir ??
       new URL(`../../schedules/${model.name}`, import.meta.url).pathname;
-    const schedules = await ScheduleRegistry.load(schedulesDir, model.name);
-    return new Pipeline(model, backend, tokenizer, textEncoder, unet, vaeDecoder, schedules);
+    let schedules: ScheduleRegistry, frontiers: Frontier[];
+    try {
+      schedules = await ScheduleRegistry.load(schedulesDir, model.name);
+      frontiers = await loadFrontiers(schedulesDir, {
+        model: model.name,
+        segments: unet.manifest.segments.map((s) => ({ name: s.name, block: s.kind === "block" })),
+        schedules: schedules.schedules,
+      });
+    } catch (e) {
+      await textEncoder.release();
+      await vaeDecoder?.release();
+      await unet.release();
+      throw e;
+    }
+    return new Pipeline(
+      model,
+      backend,
+      tokenizer,
+      textEncoder,
+      unet,
+      vaeDecoder,
+      schedules,
+      frontiers,
+    );
   }
 
   /** Latent values per image (C × H × W). */
@@ -165,9 +191,19 @@ export class Pipeline {
     return Array.from({ length: batch }, (_, i) => nchwToRgba(pixels, i, size, size));
   }
 
-  /** Resolves a request's cache field to a schedule for this model (null = no caching). */
+  /** What the planner knows of this model: its shipped schedules and measured frontiers. */
+  get planning(): PlanningModel {
+    return { schedules: this.schedules.schedules.map(scheduleInfo), frontiers: this.frontiers };
+  }
+
+  /**
+   * Resolves a request's cache field to a schedule for this model (null = no caching); `auto` is
+   * the planner's choice at these steps without a deadline ({@link resolveAutoCache}).
+   */
   resolveSchedule(cache: string, solver: SolverName, steps: number): Promise<Schedule | null> {
-    return this.schedules.resolve(cache, { solver, steps, blocks: this.unet.blocks });
+    const name = cache === "auto" ? resolveAutoCache(this.planning, { solver, steps }) : cache;
+    if (name === null) return Promise.resolve(null);
+    return this.schedules.resolve(name, { solver, steps, blocks: this.unet.blocks });
   }
 
   /** Makes one image. */

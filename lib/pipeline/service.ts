@@ -166,6 +166,7 @@ export class PipelineGenerator implements ImageGenerator {
           ...(typeof fd === "number" && Number.isFinite(fd) ? { quality: { fd } } : {}),
         };
       }),
+      frontiers: p.frontiers,
     }));
   }
 

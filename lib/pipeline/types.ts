@@ -16,6 +16,11 @@ import type { Backend } from "../runtime/backend.ts";
 
 export type { Backend };
 
+import type { PlanSpec, ScheduleInfo } from "../planning/planner.ts";
+import type { Frontier } from "../planning/frontier.ts";
+
+export type { PlanSpec, ScheduleInfo };
+
 /** One image request, fully resolved (defaults applied, validated). */
 export interface GenerateRequest {
   prompt: string;
@@ -25,7 +30,10 @@ export interface GenerateRequest {
   steps: number;
   guidanceScale: number;
   solver: SolverName;
-  /** `none`, `auto` (the shipped schedule for this solver and step count), or a schedule name or file path. */
+  /**
+   * `none`, `auto` (the planner's choice at these steps without a deadline: the best measured
+   * quality, lib/planning/planner.ts `resolveAutoCache`), or a schedule name or file path.
+   */
   cache: string;
 }
 
@@ -76,19 +84,6 @@ export interface GenerateResult {
   cacheBytes: number;
 }
 
-/** A shipped static cache schedule, as far as planning needs to know it. */
-export interface ScheduleInfo {
-  /** The name a request passes as `cache`. */
-  name: string;
-  /** The solver and step count the schedule was derived for; it applies to no other. */
-  solver: SolverName;
-  steps: number;
-  /** Fraction of cacheable block evaluations the schedule reuses (0 = none, 1 = all). */
-  skippedFraction: number;
-  /** Measured quality; `fd` is a distance to the uncached images (lower is better). */
-  quality?: { fd?: number };
-}
-
 /** A loaded model and what it can be asked for. */
 export interface ModelInfo {
   name: string;
@@ -98,23 +93,18 @@ export interface ModelInfo {
   backend: Backend;
   defaults: { steps: number; solver: SolverName; guidanceScale: number };
   schedules: ScheduleInfo[];
-}
-
-/** A candidate plan: what a prediction is asked about. */
-export interface PlanSpec {
-  steps: number;
-  solver: SolverName;
-  /** A schedule name, or null for no cache. */
-  schedule: string | null;
-  /** Images made one after another (default 1). */
-  n?: number;
+  /** Measured speed–quality frontiers, one per solver at most (`schedules/<model>/<solver>.frontier.json`). */
+  frontiers?: Frontier[];
 }
 
 /** What the service needs from the pipeline. */
 export interface ImageGenerator {
   /** The loaded models; the first is the default. */
   models(): ModelInfo[];
-  /** Predicted wall time in ms of a plan on this host, from measured per-segment latencies (updated as requests run). */
+  /**
+   * Predicted wall time in ms of a plan on this host, from measured per-segment latencies (updated
+   * as requests run): `n` × one image at batch 2 when `plan.guided` (the default), batch 1 without.
+   */
   predictMs(model: string, plan: PlanSpec): number;
   /** Makes one image; rejects with the signal's reason once `opts.signal` aborts (checked between segments). */
   generate(model: string, req: GenerateRequest, opts: GenerateOptions): Promise<GenerateResult>;

@@ -312,42 +312,78 @@ export interface FrontierContext {
 /**
  * Throws an Error naming `source`, the plan and the fix when a frontier does not describe the
  * model as shipped: another model, other split segments, a plan whose schedule is not shipped or
- * has changed since it was measured (sha256), a cost that does not follow from its schedule, or
- * a shipped schedule of the solver that the frontier never measured.
+ * has changed since it was measured (sha256), or a cost that does not follow from its schedule.
+ * A shipped schedule the frontier never measured is no mismatch: the planner uses it only when a
+ * request names it.
  */
 export function checkFrontierMatches(
   f: Frontier,
   ctx: FrontierContext,
   source = frontierFileName(f.solver),
 ): void {
-  const rerun = `rerun deno task frontier --solvers ${f.solver}`;
   const fail = (msg: string): never => {
-    throw new Error(`${source}: ${msg} (${rerun})`);
+    throw new Error(
+      `${source}: ${msg} (measure it again: deno task frontier --solvers ${f.solver})`,
+    );
   };
   if (f.model !== ctx.model) fail(`is for model ${f.model}, not ${ctx.model}`);
-  const want = ctx.segments.map((s) => `${s.name}${s.block ? "*" : ""}`).join(",");
-  const have = f.segments.map((s) => `${s.name}${s.block ? "*" : ""}`).join(",");
-  if (want !== have) fail("lists other UNet segments than the model's split.json");
-  const shipped = ctx.schedules.filter((s) => s.solver === f.solver);
+  const list = (segs: readonly { name: string; block: boolean }[]) =>
+    segs.map((s) => `${s.name}${s.block ? " (block)" : ""}`).join(", ");
+  if (list(ctx.segments) !== list(f.segments)) {
+    fail(
+      `lists the UNet segments ${list(f.segments)}; the model's split.json has ${
+        list(ctx.segments)
+      }`,
+    );
+  }
   for (const p of f.plans) {
     let schedule: Schedule | null = null;
     if (p.schedule !== null) {
-      schedule = shipped.find((s) => s.steps === p.steps && s.name === p.schedule) ?? null;
-      if (!schedule) fail(`plan ${p.id} names a schedule that is not shipped`);
-      if (scheduleFingerprint(schedule!) !== p.scheduleSha256) {
+      const found = ctx.schedules.find((s) =>
+        s.solver === f.solver && s.steps === p.steps && s.name === p.schedule
+      );
+      if (!found) fail(`plan ${p.id} names schedule ${p.id}.json, which is not shipped`);
+      schedule = found!;
+      if (scheduleFingerprint(schedule) !== p.scheduleSha256) {
         fail(`plan ${p.id} was measured with another version of its schedule (sha256 differs)`);
       }
     }
     const cost = planCost(f.segments, p.steps, schedule);
     for (const [name, n] of Object.entries(cost.evaluations)) {
       if (p.cost.evaluations[name] !== n) {
-        fail(`plan ${p.id} costs ${p.cost.evaluations[name]} runs of ${name}, its schedule ${n}`);
+        fail(
+          `plan ${p.id} costs ${
+            p.cost.evaluations[name]
+          } runs of ${name}; its schedule runs it ${n} times`,
+        );
       }
     }
   }
-  const measured = new Set(f.plans.map((p) => p.id));
-  const missing = shipped.filter((s) => !measured.has(scheduleId(s)));
-  if (missing.length) {
-    fail(`has no plan for shipped schedule(s) ${missing.map(scheduleId).join(", ")}`);
+}
+
+/**
+ * Loads and checks every `<solver>.frontier.json` of a schedules folder (a missing folder: none).
+ * Throws the first parse or {@link checkFrontierMatches} error, naming the file.
+ */
+export async function loadFrontiers(dir: string, ctx: FrontierContext): Promise<Frontier[]> {
+  const out: Frontier[] = [];
+  try {
+    for await (const e of Deno.readDir(dir)) {
+      if (!e.isFile || !e.name.endsWith(".frontier.json")) continue;
+      const path = `${dir}/${e.name}`;
+      const f = parseFrontier(await Deno.readTextFile(path), path);
+      if (e.name !== frontierFileName(f.solver)) {
+        throw new Error(
+          `${path}: holds the ${f.solver} frontier, so it must be named ${
+            frontierFileName(f.solver)
+          }`,
+        );
+      }
+      checkFrontierMatches(f, ctx, path);
+      out.push(f);
+    }
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
   }
+  return out.sort((a, b) => a.solver.localeCompare(b.solver));
 }
