@@ -70,7 +70,7 @@ Deno.test("registry: unknown names, other step counts and bad blocks are clear e
   await rejects(reg.resolve("auto", req), "resolveAutoCache");
 });
 
-Deno.test("registry: index.json must use the key recommended", async () => {
+Deno.test("registry: index.json must use the key recommended", () => {
   assertEquals(parseScheduleIndex('{"recommended": {"dpm-20": "delta-0.16"}}').recommended, {
     "dpm-20": "delta-0.16",
   });
