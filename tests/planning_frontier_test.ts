@@ -8,10 +8,12 @@ import {
 } from "../lib/cache/schedule.ts";
 import { ScheduleRegistry } from "../lib/cache/registry.ts";
 import {
+  bestWithin,
   checkFrontierMatches,
   type Frontier,
   FRONTIER_FORMAT,
   frontierFileName,
+  isoQualitySpeedup,
   loadFrontiers,
   paretoFront,
   parseFrontier,
@@ -133,6 +135,25 @@ Deno.test("paretoFront keeps a plan only when no cheaper plan is better", () => 
     { id: "e", cost: 50, quality: { fd: 3 } },
   ];
   assertEquals(paretoFront(plans, (p) => p.cost).map((p) => p.id), ["a", "c", "e"]);
+});
+
+Deno.test("bestWithin and isoQualitySpeedup: the best FD within a time, the time to reach an FD", () => {
+  const plans = [
+    { id: "20", schedule: null, ms: 700, quality: { fd: 3.1 } },
+    { id: "10", schedule: null, ms: 360, quality: { fd: 3.3 } },
+    { id: "20-c", schedule: "c", ms: 500, quality: { fd: 3.2 } },
+    { id: "10-c", schedule: "c", ms: 250, quality: { fd: 3.6 } },
+    { id: "4", schedule: null, ms: 150, quality: { fd: 7 } },
+  ];
+  const ms = (p: { ms: number }) => p.ms;
+  assertEquals(bestWithin(plans, ms, 600)?.id, "20-c");
+  assertEquals(bestWithin(plans, ms, 600, (p) => p.schedule === null)?.id, "10");
+  assertEquals(bestWithin(plans, ms, 100), undefined);
+  // FD 3.2: caching reaches it in 500 ms, without caching it takes the 700 ms plan
+  const r = isoQualitySpeedup(plans, ms, 3.2)!;
+  assertEquals([r.uncached.id, r.any.id, r.speedup], ["20", "20-c", 1.4]);
+  assertEquals(isoQualitySpeedup(plans, ms, 3.3)!.speedup, 1); // the uncached 10 is fastest
+  assertEquals(isoQualitySpeedup(plans, ms, 3.0), undefined);
 });
 
 Deno.test("a frontier file round-trips: parse(serialize(f)) equals f, and serializes the same", () => {

@@ -387,3 +387,47 @@ export async function loadFrontiers(dir: string, ctx: FrontierContext): Promise<
   }
   return out.sort((a, b) => a.solver.localeCompare(b.solver));
 }
+
+/**
+ * The plan with the lowest FD among `plans` that `allow` admits and whose time (`timeOf`, ms)
+ * is at most `budgetMs`; ties go to the faster. Undefined when none fits.
+ */
+export function bestWithin<P extends { quality: { fd: number } }>(
+  plans: readonly P[],
+  timeOf: (p: P) => number,
+  budgetMs: number,
+  allow: (p: P) => boolean = () => true,
+): P | undefined {
+  let best: P | undefined;
+  for (const p of plans) {
+    if (!allow(p) || !(timeOf(p) <= budgetMs)) continue;
+    if (
+      !best || p.quality.fd < best.quality.fd ||
+      (p.quality.fd === best.quality.fd && timeOf(p) < timeOf(best))
+    ) best = p;
+  }
+  return best;
+}
+
+/**
+ * Iso-quality speedup of caching at FD `fd`: the time of the fastest uncached plan reaching it
+ * (FD ≤ `fd`) over the time of the fastest plan of any kind reaching it. 1 when the fastest is
+ * uncached; undefined when no uncached plan reaches it.
+ */
+export function isoQualitySpeedup<P extends { schedule: string | null; quality: { fd: number } }>(
+  plans: readonly P[],
+  timeOf: (p: P) => number,
+  fd: number,
+): { uncached: P; any: P; speedup: number } | undefined {
+  const fastest = (allow: (p: P) => boolean) => {
+    let best: P | undefined;
+    for (const p of plans) {
+      if (allow(p) && p.quality.fd <= fd && (!best || timeOf(p) < timeOf(best))) best = p;
+    }
+    return best;
+  };
+  const uncached = fastest((p) => p.schedule === null);
+  const any = fastest(() => true);
+  if (!uncached || !any) return undefined;
+  return { uncached, any, speedup: timeOf(uncached) / timeOf(any) };
+}
