@@ -55,6 +55,8 @@ export interface FrontierOptions {
   workDir: string;
   /** Which plans to measure now: the uncached ones, the cached ones (calibrating first), or all. */
   only?: "uncached" | "cached" | "all";
+  /** The step counts of `steps` to measure now (default all; the reference is always measured). */
+  at?: number[];
   log?: (line: string) => void;
   signal?: AbortSignal;
 }
@@ -255,9 +257,10 @@ export async function measureFrontierQuality(o: FrontierOptions): Promise<PlanRe
   };
 
   const only = o.only ?? "all";
-  if (only !== "cached") { for (const s of grid) await measure(s, null); }
+  const now = grid.filter((s) => !o.at || o.at.includes(s));
+  if (only !== "cached") { for (const s of now) await measure(s, null); }
   if (only !== "uncached") {
-    for (const s of grid) for (const sch of await schedulesFor(o, s)) await measure(s, sch);
+    for (const s of now) for (const sch of await schedulesFor(o, s)) await measure(s, sch);
   }
   const results: PlanResult[] = [];
   for await (const e of Deno.readDir(o.workDir)) {

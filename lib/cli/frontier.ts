@@ -148,7 +148,11 @@ export async function frontierCommand(args: string[]): Promise<number> {
         prompts: (await defaultCalibrationPrompts(modelDir)).slice(0, calibrationPrompts),
         seeds: Array.from({ length: seeds }, (_, i) => i),
       };
-      const optionsFor = (solver: SolverName, phase: "uncached" | "cached" | "all") => ({
+      const optionsFor = (
+        solver: SolverName,
+        phase: "uncached" | "cached" | "all",
+        at?: number[],
+      ) => ({
         pipeline,
         evaluator,
         solver,
@@ -161,16 +165,22 @@ export async function frontierCommand(args: string[]): Promise<number> {
         batch,
         workDir: `${work}/${solver}`,
         only: phase,
+        at,
         log,
       });
-      // the no-cache frontier of every solver first, then the cached plans
-      const phases = only === "all"
-        ? ["uncached", "cached"] as const
-        : [only as "uncached" | "cached"];
+      // the no-cache frontier of every solver first, then the cached plans step count by step
+      // count (fewest first) across solvers: an interrupted run has the cheap end of every one
       const results = new Map<SolverName, PlanResult[]>();
-      for (const phase of phases) {
+      if (only !== "cached") {
         for (const solver of solvers as SolverName[]) {
-          results.set(solver, await measureFrontierQuality(optionsFor(solver, phase)));
+          results.set(solver, await measureFrontierQuality(optionsFor(solver, "uncached")));
+        }
+      }
+      if (only !== "uncached") {
+        for (const s of [...new Set(steps)].sort((a, b) => a - b)) {
+          for (const solver of solvers as SolverName[]) {
+            results.set(solver, await measureFrontierQuality(optionsFor(solver, "cached", [s])));
+          }
         }
       }
       const floor = evaluator.floor();
