@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { parseJson } from "../io/json.ts";
 import type { SolverName } from "../solvers/solver.ts";
 import {
   checkScheduleFits,
@@ -25,12 +26,7 @@ export interface ScheduleIndex {
 
 /** Parses `index.json`; throws an Error naming `source` and the bad field. */
 export function parseScheduleIndex(text: string, source = "index.json"): ScheduleIndex {
-  let v: unknown;
-  try {
-    v = JSON.parse(text);
-  } catch (e) {
-    throw new Error(`${source}: not valid JSON (${(e as Error).message})`);
-  }
+  const v = parseJson(text, source);
   const rec = (v as { recommended?: unknown })?.recommended;
   if (typeof rec !== "object" || rec === null || Array.isArray(rec)) {
     throw new Error(

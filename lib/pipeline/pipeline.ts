@@ -21,7 +21,12 @@ import { createSolver } from "../solvers/mod.ts";
 import { gaussianNoise } from "../solvers/noise.ts";
 import type { BlockPolicy } from "../unet/engine.ts";
 import { type Frontier, loadFrontiers } from "../planning/frontier.ts";
-import { type PlanningModel, resolveAutoCache, scheduleInfo } from "../planning/planner.ts";
+import {
+  type PlanningModel,
+  resolveAutoCache,
+  type ScheduleInfo,
+  scheduleInfo,
+} from "../planning/planner.ts";
 import { UNetEngine } from "../unet/engine.ts";
 import type {
   Backend,
@@ -192,7 +197,7 @@ export class Pipeline {
   }
 
   /** What the planner knows of this model: its shipped schedules and measured frontiers. */
-  get planning(): PlanningModel {
+  get planning(): PlanningModel & { schedules: ScheduleInfo[]; frontiers: Frontier[] } {
     return { schedules: this.schedules.schedules.map(scheduleInfo), frontiers: this.frontiers };
   }
 

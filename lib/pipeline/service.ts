@@ -21,7 +21,6 @@ import type {
   ImageGenerator,
   ModelInfo,
   PlanSpec,
-  ScheduleInfo,
   SolverName,
 } from "../pipeline/types.ts";
 import { readModelFolder } from "../model/folder.ts";
@@ -156,17 +155,9 @@ export class PipelineGenerator implements ImageGenerator {
         solver: DEFAULTS.solver,
         guidanceScale: DEFAULTS.guidanceScale,
       },
-      schedules: p.schedules.schedules.map((s): ScheduleInfo => {
-        const fd = s.measured?.fd;
-        return {
-          name: scheduleId(s),
-          solver: s.solver,
-          steps: s.steps,
-          skippedFraction: s.skippedFraction,
-          ...(typeof fd === "number" && Number.isFinite(fd) ? { quality: { fd } } : {}),
-        };
-      }),
-      frontiers: p.frontiers,
+      // schedules by full id with their measured FD, and the measured frontiers
+      schedules: p.planning.schedules,
+      frontiers: p.planning.frontiers,
     }));
   }
 

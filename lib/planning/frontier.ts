@@ -12,6 +12,7 @@
  *
  * @module
  */
+import { parseJson } from "../io/json.ts";
 import { sha256Bytes } from "../io/hash.ts";
 import { type Schedule, scheduleId, serializeSchedule } from "../cache/schedule.ts";
 import { type SolverName, SOLVERS } from "../solvers/solver.ts";
@@ -280,12 +281,7 @@ export function validateFrontier(value: unknown, source = "frontier"): Frontier 
 
 /** Parses and validates a frontier file's text; errors start with `source`. */
 export function parseFrontier(text: string, source = "frontier"): Frontier {
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch (e) {
-    throw new Error(`${source}: not valid JSON (${(e as Error).message})`);
-  }
+  const value = parseJson(text, source);
   return validateFrontier(value, source);
 }
 
