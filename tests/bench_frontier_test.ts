@@ -1,6 +1,7 @@
 import { assertEquals } from "./_assert.ts";
 import { deadlineTable, isoQualityTable } from "../bench/frontier.ts";
-import { type Frontier, FRONTIER_FORMAT, type FrontierPlan } from "../lib/planning/frontier.ts";
+import type { FrontierPlan } from "../lib/planning/frontier.ts";
+import { syntheticFrontier } from "./support/frontier.ts";
 
 function plan(
   id: string,
@@ -21,24 +22,14 @@ function plan(
   };
 }
 
-const f: Frontier = {
-  format: FRONTIER_FORMAT,
-  model: "m",
-  solver: "dpm",
-  segments: [{ name: "g", block: false }],
-  reference: "dpm-50-none",
-  prompts: { count: 8, source: "t", seeds: "index", guidanceScale: 4 },
-  floor: { fd: 1, kid: 0 },
-  measured: { command: "t", machine: "t", backend: "wasm", date: "2026-11-30" },
-  plans: [
-    plan("dpm-50-none", 50, null, 1800, 3.0),
-    plan("dpm-20-none", 20, null, 700, 3.1),
-    plan("dpm-20-a", 20, "a", 500, 3.2),
-    plan("dpm-10-none", 10, null, 360, 3.3),
-    plan("dpm-10-a", 10, "a", 250, 3.6),
-    plan("dpm-4-none", 4, null, 150, 7),
-  ],
-};
+const f = syntheticFrontier("dpm", [{ name: "g", block: false }], [
+  plan("dpm-50-none", 50, null, 1800, 3.0),
+  plan("dpm-20-none", 20, null, 700, 3.1),
+  plan("dpm-20-a", 20, "a", 500, 3.2),
+  plan("dpm-10-none", 10, null, 360, 3.3),
+  plan("dpm-10-a", 10, "a", 250, 3.6),
+  plan("dpm-4-none", 4, null, 150, 7),
+]);
 
 Deno.test("deadlineTable: each time either frontier improves, up to the full run", () => {
   const rows = deadlineTable(f).map((r) =>

@@ -9,13 +9,8 @@ import {
   resolveAutoCache,
   type ScheduleInfo,
 } from "../lib/planning/planner.ts";
-import {
-  type Frontier,
-  FRONTIER_FORMAT,
-  type FrontierPlan,
-  paretoFront,
-  planId,
-} from "../lib/planning/frontier.ts";
+import { type FrontierPlan, paretoFront, planId } from "../lib/planning/frontier.ts";
+import { syntheticFrontier } from "./support/frontier.ts";
 import type { SolverName } from "../lib/solvers/solver.ts";
 
 // ---- without a frontier: the order used before frontiers were measured ----
@@ -109,20 +104,6 @@ function plan(
   return p;
 }
 
-function frontier(solver: SolverName, plans: FrontierPlan[]): Frontier {
-  return {
-    format: FRONTIER_FORMAT,
-    model: "m",
-    solver,
-    segments: SEGMENTS,
-    reference: plans[0].id,
-    prompts: { count: 8, source: "test", seeds: "index", guidanceScale: 4 },
-    floor: { fd: 1, kid: 0 },
-    measured: { command: "test", machine: "test", backend: "wasm", date: "2026-11-30" },
-    plans,
-  };
-}
-
 const dpmPlans = [
   plan("dpm", 50, null, 0, 2.9),
   plan("dpm", 20, null, 0, 3.1),
@@ -142,7 +123,10 @@ const shipped: ScheduleInfo[] = dpmPlans.flatMap((p) =>
     ? [{ name: p.id, solver: "dpm" as const, steps: p.steps, skippedFraction: p.skippedFraction }]
     : []
 );
-const model: PlanningModel = { schedules: shipped, frontiers: [frontier("dpm", dpmPlans)] };
+const model: PlanningModel = {
+  schedules: shipped,
+  frontiers: [syntheticFrontier("dpm", SEGMENTS, dpmPlans)],
+};
 
 /** 10 ms per glue run, 10 ms per block run, per image at batch 2; half that at batch 1. */
 function predictFrontier(spec: PlanSpec): number {
