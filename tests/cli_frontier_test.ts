@@ -30,6 +30,7 @@ Deno.test("frontier: bad flags are refused naming the flag, before any model run
       ["--steps", "4,8", "--calibrate-steps", "6"],
       "--calibrate-steps must be step counts of --steps",
     ],
+    [["--steps", "4,8", "--cached-steps", "4,5"], "--cached-steps must be step counts of --steps"],
     [["--skip-targets", "1.5"], "--skip-targets must be fractions"],
     [["--uniform", "1"], "--uniform periods must be >= 2"],
     [["--prompts", "1"], "--prompts must be in 2..2048"],

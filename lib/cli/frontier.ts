@@ -3,7 +3,8 @@
  * `schedules/<model>/<solver>.frontier.json` (format: lib/planning/frontier.ts). For every step
  * count of `--steps`: the uncached plan and every shipped schedule of that step count, calibrating
  * Eq. 7 schedules (`--skip-targets`) and uniform ones (`--uniform`) with scale-shift first where
- * none is shipped (for the step counts of `--calibrate-steps`, default all); quality on `--prompts` held-out prompts; then every plan timed in interleaved
+ * none is shipped (for the step counts of `--calibrate-steps`, default all; cached plans only at
+ * the step counts of `--cached-steps`, default all); quality on `--prompts` held-out prompts; then every plan timed in interleaved
  * runs (`--timing-runs`, 0 = none).
  *
  *   deno task frontier --solvers dpm,ddim --prompts 128 --steps 4,6,8,10,12,15,20,25,30,40,50
@@ -34,7 +35,7 @@ import { frontierFileName, serializeFrontier } from "../planning/frontier.ts";
 import { parseFlags, UsageError } from "./flags.ts";
 
 const USAGE = `usage: deno task frontier [--model DIR] [--solvers dpm,ddim] [--steps 4,6,8,...,50]
-  [--calibrate-steps 4,6,...] [--skip-targets 0.4,0.6,0.8] [--uniform 2]
+  [--calibrate-steps 4,6,...] [--cached-steps 4,6,...] [--skip-targets 0.4,0.6,0.8] [--uniform 2]
   [--calibration-seeds N] [--calibration-prompts N] [--prompts N] [--batch N] [--guidance X]
   [--timing-runs N] [--work DIR] [--out DIR] [--only uncached|cached|all]`;
 
@@ -64,6 +65,7 @@ export async function frontierCommand(args: string[]): Promise<number> {
       solvers: "string",
       steps: "string",
       "calibrate-steps": "string",
+      "cached-steps": "string",
       "skip-targets": "string",
       uniform: "string",
       "calibration-seeds": "int",
@@ -106,6 +108,12 @@ export async function frontierCommand(args: string[]): Promise<number> {
       : numberList("calibrate-steps", String(f["calibrate-steps"]), true);
     if (calibrateSteps.some((s) => !steps.includes(s))) {
       throw new UsageError("--calibrate-steps must be step counts of --steps");
+    }
+    const cachedSteps = f["cached-steps"] === undefined
+      ? steps
+      : numberList("cached-steps", String(f["cached-steps"]), true);
+    if (cachedSteps.some((s) => !steps.includes(s))) {
+      throw new UsageError("--cached-steps must be step counts of --steps");
     }
     const skipTargets = numberList(
       "skip-targets",
@@ -177,7 +185,7 @@ export async function frontierCommand(args: string[]): Promise<number> {
         }
       }
       if (only !== "uncached") {
-        for (const s of [...new Set(steps)].sort((a, b) => a - b)) {
+        for (const s of [...new Set(cachedSteps)].sort((a, b) => a - b)) {
           for (const solver of solvers as SolverName[]) {
             results.set(solver, await measureFrontierQuality(optionsFor(solver, "cached", [s])));
           }
