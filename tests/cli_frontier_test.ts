@@ -103,6 +103,10 @@ Deno.test("frontier: a small real run writes a valid file that the pipeline load
     assertEquals(u2.cost.evaluations["mid_block.attentions.0"], 2); // steps 0 and 2
     assertEquals(u2.cost.evaluations["glue_00"], 3);
     assertEquals(f.plans[0].quality.psnr, null); // the reference against itself
+    // FD's seed spread: the 3-step uncached plan with its own seeds and two other seed sets
+    assertEquals(f.fdSpread?.plan, "ddim-3-none");
+    assertEquals(f.fdSpread?.fd.length, 3);
+    assertEquals(f.fdSpread?.fd[0], f.plans[0].quality.fd);
 
     // a rerun with the same flags measures nothing again
     const again = await run(args);

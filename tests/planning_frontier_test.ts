@@ -69,6 +69,7 @@ function frontier(): Frontier {
     reference: "dpm-8-none",
     prompts: { count: 16, source: "test captions", seeds: "prompt index", guidanceScale: 4 },
     floor: { fd: 1.9, kid: -0.05 },
+    fdSpread: { plan: "dpm-4-none", fd: [3.5, 3.56, 3.47] },
     measured: {
       command: "deno task frontier --prompts 16",
       machine: "test machine",
@@ -184,6 +185,7 @@ Deno.test("a malformed frontier file is rejected naming the field", () => {
   bad((f) => delete f.plans[2].scheduleSha256, "plans[2].scheduleSha256 is required");
   bad((f) => (f.plans[0].quality.fd = NaN), "plans[0].quality.fd must be a finite number");
   bad((f) => (f.reference = "dpm-50-none"), "reference dpm-50-none is not one of the plans");
+  bad((f) => (f.fdSpread = { plan: "dpm-4-none", fd: [3] }), "fdSpread must be");
   bad((f) => f.plans.push(f.plans[1]), "plans[3].id repeats dpm-4-none");
 });
 

@@ -275,6 +275,46 @@ export async function measureFrontierQuality(o: FrontierOptions): Promise<PlanRe
   );
 }
 
+/**
+ * The seed spread of FD ({@link Frontier.fdSpread}): the uncached plan at `steps` scored again on
+ * the same prompts with `sets` other seed sets (seed = index + k × count, k = 1…sets), next to its
+ * frontier result (k = 0, which must be measured). Stored in the work folder; resumable.
+ */
+export async function measureFdSpread(
+  o: FrontierOptions,
+  steps: number,
+  sets: number,
+): Promise<{ plan: string; fd: number[] }> {
+  const id = planId(o.solver, steps, null);
+  const path = `${o.workDir}/spread.json`;
+  const stored = await readJson<{ plan: string; prompts: number; fd: number[] }>(path);
+  if (
+    stored && stored.plan === id && stored.prompts === o.prompts && stored.fd.length === sets + 1
+  ) {
+    return { plan: id, fd: stored.fd };
+  }
+  const first = await readJson<PlanResult>(`${o.workDir}/${id}.json`);
+  if (!first) throw new Error(`${id} is not measured yet: measure the frontier first`);
+  const { prompts, labels } = qualityPrompts(o.evaluator, o.prompts);
+  const fd = [first.quality.fd];
+  for (let k = 1; k <= sets; k++) {
+    const images: RgbaImage[] = [];
+    for (let i = 0; i < prompts.length; i += o.batch) {
+      const reqs = prompts.slice(i, i + o.batch).map((prompt, j) =>
+        qualityRequest(prompt, i + j + k * o.prompts, o, steps, "none")
+      );
+      for (const r of await o.pipeline.generateBatch(reqs, { signal: o.signal })) {
+        images.push(r.image);
+      }
+    }
+    const { features, predicted } = await o.evaluator.embed(images);
+    fd.push(o.evaluator.score(features, predicted, labels).fd);
+    o.log?.(`${id}, seed set ${k}: FD ${fd[k].toFixed(3)}`);
+  }
+  await writeFileAtomic(path, JSON.stringify({ plan: id, prompts: o.prompts, fd }) + "\n");
+  return { plan: id, fd };
+}
+
 /** Per-plan and per-segment timings of one interleaved run ({@link timePlans}). */
 export interface PlanTimings {
   runs: number;
@@ -356,6 +396,7 @@ export interface FrontierRun {
   date: string;
   floor: { fd: number; kid: number };
   guidanceScale: number;
+  fdSpread?: { plan: string; fd: number[] };
 }
 
 /**
@@ -407,6 +448,7 @@ export function assembleFrontier(
       guidanceScale: run.guidanceScale,
     },
     floor: run.floor,
+    ...(run.fdSpread ? { fdSpread: run.fdSpread } : {}),
     measured: {
       command: run.command,
       machine: run.machine,

@@ -3,21 +3,24 @@
  * `schedules/<model>/<solver>.frontier.json` (format: lib/planning/frontier.ts). For every step
  * count of `--steps`: the uncached plan and every shipped schedule of that step count, calibrating
  * Eq. 7 schedules (`--skip-targets`) and uniform ones (`--uniform`) with scale-shift first where
- * none is shipped (for the step counts of `--calibrate-steps`, default all; cached plans only at
- * the step counts of `--cached-steps`, default all); quality on `--prompts` held-out prompts; then every plan timed in interleaved
- * runs (`--timing-runs`, 0 = none).
+ * none is shipped (at the step counts of `--calibrate-steps`, default all; cached plans only at
+ * those of `--cached-steps`, default all); quality on `--prompts` held-out prompts; then every
+ * plan timed in interleaved runs (`--timing-runs`, 0 = none), and FD's spread over
+ * `--spread-sets` other seed sets of one uncached plan (0 = none).
  *
  *   deno task frontier --solvers dpm,ddim --prompts 128 --steps 4,6,8,10,12,15,20,25,30,40,50
  *
  * Resumable: results go to `--work` (default `.frontier/<model>`) plan by plan, so a rerun with
- * the same flags skips finished plans. The uncached plans of every solver are measured before the
- * cached ones, so an interrupted run has the no-cache frontier of every solver first.
+ * the same flags skips finished plans. The uncached plans of every solver are measured first,
+ * then the cached ones step count by step count (fewest first) across solvers, so an interrupted
+ * run holds the cheap end of every frontier.
  *
  * @module
  */
 import { defaultCalibrationPrompts } from "../calibration/calibrate.ts";
 import {
   assembleFrontier,
+  measureFdSpread,
   measureFrontierQuality,
   type PlanResult,
   type PlanTimings,
@@ -37,7 +40,7 @@ import { parseFlags, UsageError } from "./flags.ts";
 const USAGE = `usage: deno task frontier [--model DIR] [--solvers dpm,ddim] [--steps 4,6,8,...,50]
   [--calibrate-steps 4,6,...] [--cached-steps 4,6,...] [--skip-targets 0.4,0.6,0.8] [--uniform 2]
   [--calibration-seeds N] [--calibration-prompts N] [--prompts N] [--batch N] [--guidance X]
-  [--timing-runs N] [--work DIR] [--out DIR] [--only uncached|cached|all]`;
+  [--timing-runs N] [--spread-sets N] [--work DIR] [--out DIR] [--only uncached|cached|all]`;
 
 /** The default step grid. */
 export const DEFAULT_STEPS = [4, 6, 8, 10, 12, 15, 20, 25, 30, 40, 50];
@@ -74,6 +77,7 @@ export async function frontierCommand(args: string[]): Promise<number> {
       batch: "int",
       guidance: "number",
       "timing-runs": "int",
+      "spread-sets": "int",
       work: "string",
       out: "string",
       only: "string",
@@ -138,6 +142,8 @@ export async function frontierCommand(args: string[]): Promise<number> {
     const guidance = Number(f.guidance ?? 4);
     const runs = Number(f["timing-runs"] ?? 3);
     if (runs < 0 || runs > 50) throw new UsageError("--timing-runs must be in 0..50");
+    const spreadSets = Number(f["spread-sets"] ?? 2);
+    if (spreadSets < 0 || spreadSets > 8) throw new UsageError("--spread-sets must be in 0..8");
     const only = String(f.only ?? "all");
     if (!["uncached", "cached", "all"].includes(only)) {
       throw new UsageError("--only must be uncached, cached or all");
@@ -218,6 +224,11 @@ export async function frontierCommand(args: string[]): Promise<number> {
             await writeFileAtomic(timingPath, JSON.stringify(timings) + "\n");
           }
         }
+        // FD's seed spread on the uncached plan with the most steps up to 10 (a cheap one)
+        const spreadSteps = Math.max(...steps.filter((s) => s <= 10), Math.min(...steps));
+        const fdSpread = spreadSets > 0
+          ? await measureFdSpread(optionsFor(solver, "uncached"), spreadSteps, spreadSets)
+          : undefined;
         const frontier = assembleFrontier(pipeline, solver, res, registry.schedules, {
           command: `deno task frontier ${args.join(" ")}`.trim(),
           machine: machineDescription(),
@@ -225,6 +236,7 @@ export async function frontierCommand(args: string[]): Promise<number> {
           date: new Date().toISOString().slice(0, 10),
           floor: { fd: floor.fd, kid: floor.kid },
           guidanceScale: guidance,
+          fdSpread,
         }, timings);
         const file = `${out}/${frontierFileName(solver)}`;
         await writeFileAtomic(file, serializeFrontier(frontier));

@@ -79,6 +79,12 @@ export interface Frontier {
   prompts: { count: number; source: string; seeds: string; guidanceScale: number };
   /** The real-vs-real floor of the evaluation network (held-out real images). */
   floor: { fd: number; kid: number };
+  /**
+   * How much FD moves with the seeds alone: the FD of one uncached plan (`plan`) on the same
+   * prompts with other seed sets (`fd[0]` with the frontier's seeds, then seed = index + k × count).
+   * FD differences well inside this spread are noise.
+   */
+  fdSpread?: { plan: string; fd: number[] };
   /** How and where it was measured. */
   measured: {
     command: string;
@@ -228,6 +234,14 @@ export function validateFrontier(value: unknown, source = "frontier"): Frontier 
   if (!isObject(v.floor)) fail("floor", "must be { fd, kid }");
   num((v.floor as Record<string, unknown>).fd, "floor.fd");
   num((v.floor as Record<string, unknown>).kid, "floor.kid");
+  if (v.fdSpread !== undefined) {
+    const spread = v.fdSpread as Record<string, unknown>;
+    if (!isObject(spread) || !Array.isArray(spread.fd) || spread.fd.length < 2) {
+      fail("fdSpread", "must be { plan, fd: [at least 2 numbers] }");
+    }
+    str(spread.plan, "fdSpread.plan");
+    (spread.fd as unknown[]).forEach((x, i) => num(x, `fdSpread.fd[${i}]`));
+  }
   if (!isObject(v.measured)) fail("measured", "must be an object");
   const measured = v.measured as Record<string, unknown>;
   for (const k of ["command", "machine", "backend", "date"]) str(measured[k], `measured.${k}`);
