@@ -1,5 +1,5 @@
-import { assertEquals } from "./_assert.ts";
-import { deadlineTable, isoQualityTable } from "../bench/frontier.ts";
+import { assertClose, assertEquals } from "./_assert.ts";
+import { deadlineTable, fdNoise, isoQualityTable } from "../bench/frontier.ts";
 import type { FrontierPlan } from "../lib/planning/frontier.ts";
 import { syntheticFrontier } from "./support/frontier.ts";
 
@@ -46,13 +46,20 @@ Deno.test("deadlineTable: each time either frontier improves, up to the full run
 });
 
 Deno.test("isoQualityTable: the speedup of caching at each FD of the front", () => {
-  const rows = isoQualityTable(f).map((r) => `${r.fd} ${r.uncached.id} ${r.any.id} ${r.speedup}`);
+  const rows = isoQualityTable(f).map((r) =>
+    `${r.fd} ${r.any.id} ${r.uncached?.id ?? "-"} ${r.uncached?.speedup ?? "-"}`
+  );
   assertEquals(rows, [
     "7 dpm-4-none dpm-4-none 1",
-    "3.6 dpm-10-none dpm-10-a 1.44",
+    "3.6 dpm-10-a dpm-10-none 1.44",
     "3.3 dpm-10-none dpm-10-none 1",
-    "3.2 dpm-20-none dpm-20-a 1.4",
+    "3.2 dpm-20-a dpm-20-none 1.4",
     "3.1 dpm-20-none dpm-20-none 1",
     "3 dpm-50-none dpm-50-none 1",
   ]);
+  // with FD's seed spread as tolerance, an uncached plan within it counts as reaching the FD
+  const noisy = { ...f, fdSpread: { plan: "dpm-10-none", fd: [3.3, 3.45] } };
+  const at32 = isoQualityTable(noisy).find((r) => r.fd === 3.2)!;
+  assertEquals([at32.withinNoise?.id, at32.withinNoise?.speedup], ["dpm-10-none", 0.72]);
+  assertClose(fdNoise(noisy), 0.15, 1e-12);
 });

@@ -421,23 +421,25 @@ export function bestWithin<P extends { quality: { fd: number } }>(
 
 /**
  * Iso-quality speedup of caching at FD `fd`: the time of the fastest uncached plan reaching it
- * (FD ≤ `fd`) over the time of the fastest plan of any kind reaching it. 1 when the fastest is
- * uncached; undefined when no uncached plan reaches it.
+ * (FD ≤ `fd` + `tolerance`) over the time of the fastest plan of any kind reaching it (FD ≤ `fd`).
+ * A tolerance (e.g. FD's seed spread) keeps noise from counting for caching. 1 when the fastest
+ * is uncached; undefined when no uncached plan reaches it.
  */
 export function isoQualitySpeedup<P extends { schedule: string | null; quality: { fd: number } }>(
   plans: readonly P[],
   timeOf: (p: P) => number,
   fd: number,
+  tolerance = 0,
 ): { uncached: P; any: P; speedup: number } | undefined {
-  const fastest = (allow: (p: P) => boolean) => {
+  const fastest = (allow: (p: P) => boolean, limit: number) => {
     let best: P | undefined;
     for (const p of plans) {
-      if (allow(p) && p.quality.fd <= fd && (!best || timeOf(p) < timeOf(best))) best = p;
+      if (allow(p) && p.quality.fd <= limit && (!best || timeOf(p) < timeOf(best))) best = p;
     }
     return best;
   };
-  const uncached = fastest((p) => p.schedule === null);
-  const any = fastest(() => true);
+  const uncached = fastest((p) => p.schedule === null, fd + tolerance);
+  const any = fastest(() => true, fd);
   if (!uncached || !any) return undefined;
   return { uncached, any, speedup: timeOf(uncached) / timeOf(any) };
 }
