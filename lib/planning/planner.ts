@@ -10,8 +10,8 @@
  * - with a frontier for the solver: its measured plans — all of them for `cache: "auto"`, the
  *   uncached ones for `cache: "none"` — at the pinned step count, or, when `steps` is not pinned,
  *   at any step count up to the requested one (the model's default is then the ceiling).
- *   Ranked by measured FD (then KID, then predicted time): the first that fits is the best
- *   measured quality that fits, so a plan another beats on both time and FD is never chosen.
+ *   Ranked by measured FD (then KID, then fewer steps): the first that fits is the best measured
+ *   quality that fits, so a plan another beats on both time and FD is never chosen.
  * - without one (another solver, a step count off the frontier's grid): the requested steps
  *   uncached, then its shipped schedules (lower measured FD, else fewer skips, first), then fewer
  *   steps when not pinned — the order used before frontiers were measured.
@@ -189,13 +189,14 @@ export function frontierFor(model: PlanningModel, solver: SolverName): Frontier 
   return model.frontiers?.find((f) => f.solver === solver);
 }
 
-type Spec = Required<PlanSpec> & { quality?: PlanQuality; id: string };
+/** A candidate before prediction: the plan, its measured quality if any, and its plan id. */
+export type CandidateSpec = Required<PlanSpec> & { quality?: PlanQuality; id: string };
 
 /**
  * The candidate plans of a request in quality order (best first), without predictions (see the
  * module doc). Empty when `cache` names no shipped schedule.
  */
-export function candidatePlans(req: Omit<PlanRequest, "budgetMs" | "predict">): Spec[] {
+export function candidatePlans(req: Omit<PlanRequest, "budgetMs" | "predict">): CandidateSpec[] {
   const { model, solver, n } = req;
   const guided = req.guided ?? true;
   const spec = (
@@ -203,7 +204,7 @@ export function candidatePlans(req: Omit<PlanRequest, "budgetMs" | "predict">): 
     schedule: string | null,
     quality?: PlanQuality,
     s: SolverName = solver,
-  ): Spec => ({
+  ): CandidateSpec => ({
     steps,
     solver: s,
     schedule,
@@ -232,7 +233,7 @@ export function candidatePlans(req: Omit<PlanRequest, "budgetMs" | "predict">): 
     const s = shippedAs(model.schedules, solver, p.steps, p.schedule);
     return s ? [spec(p.steps, s.name, p.quality)] : [];
   });
-  let out: Spec[];
+  let out: CandidateSpec[];
   if (onFrontier.length > 0) {
     out = onFrontier.sort((a, b) =>
       a.quality!.fd - b.quality!.fd || a.quality!.kid - b.quality!.kid || a.steps - b.steps
