@@ -26,8 +26,8 @@ import { writeFileAtomic } from "../lib/io/atomic.ts";
 import { Evaluator, type QualityScore } from "../lib/eval/evaluator.ts";
 import { speedQualitySvg } from "../lib/image/plots.ts";
 import type { RgbaImage } from "../lib/image/png.ts";
-import { mse8 } from "../lib/metrics/psnr.ts";
-import { ssim } from "../lib/metrics/ssim.ts";
+import { rgba8 } from "../lib/metrics/image8.ts";
+import { pairedPsnrSsim } from "../lib/metrics/psnr.ts";
 import { Pipeline } from "../lib/pipeline/pipeline.ts";
 import type { GenerateRequest, SolverName } from "../lib/pipeline/types.ts";
 import { parseFlags } from "../lib/cli/flags.ts";
@@ -151,17 +151,6 @@ async function generateSet(
   return out;
 }
 
-function pairScores(images: RgbaImage[], reference: RgbaImage[]): { psnr: number; ssim: number } {
-  let mse = 0, s = 0;
-  images.forEach((img, i) => {
-    const a = { ...img, channels: 4 as const }, b = { ...reference[i], channels: 4 as const };
-    mse += mse8(a, b);
-    s += ssim(a, b);
-  });
-  mse /= images.length;
-  return { psnr: mse === 0 ? Infinity : 10 * Math.log10(255 * 255 / mse), ssim: s / images.length };
-}
-
 /** Runs the benchmark; returns the rows written to bench/results/caching.json. */
 export async function runCachingBench(args: string[]): Promise<CachingRow[]> {
   const { flags } = parseFlags(args, {
@@ -237,7 +226,7 @@ export async function runCachingBench(args: string[]): Promise<CachingRow[]> {
     fullImages: RgbaImage[],
   ): Promise<CachingRow> => {
     const q = await quality(images);
-    const pair = pairScores(images, fullImages);
+    const pair = pairedPsnrSsim(images.map(rgba8), fullImages.map(rgba8));
     const t = timing.get(v.label)!;
     return {
       solver,
@@ -263,7 +252,7 @@ export async function runCachingBench(args: string[]): Promise<CachingRow[]> {
   for (const config of configs) {
     const [solver, stepsText] = config.split("-") as [SolverName, string];
     const steps = Number(stepsText);
-    const recommended = p.schedules.auto(solver, steps);
+    const recommended = p.schedules.recommended(solver, steps);
     if (!recommended) {
       console.log(`${config}: no shipped schedule, skipped (run deno task calibrate first)`);
       continue;

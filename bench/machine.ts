@@ -1,15 +1,6 @@
 /**
- * The machine a benchmark ran on, stated with every figure: CPU model and core count.
+ * The machine a benchmark ran on (moved to lib/io/machine.ts, where the CLIs reach it too).
  *
  * @module
  */
-
-/** e.g. "Intel(R) Xeon(R) ... x 2 vCPUs, Deno 2.9.6". */
-export function machineDescription(): string {
-  let cpu = "unknown CPU";
-  try {
-    const info = Deno.readTextFileSync("/proc/cpuinfo");
-    cpu = info.match(/model name\s*:\s*(.+)/)?.[1]?.trim() ?? cpu;
-  } catch { /* not Linux */ }
-  return `${cpu} x ${navigator.hardwareConcurrency} vCPUs, Deno ${Deno.version.deno}`;
-}
+export { machineDescription } from "../lib/io/machine.ts";

@@ -1,6 +1,6 @@
-import { assert, assertEquals } from "./_assert.ts";
+import { assert, assertEquals, assertThrows } from "./_assert.ts";
 import { uniformSchedule } from "../lib/calibration/derive.ts";
-import { ScheduleRegistry } from "../lib/cache/registry.ts";
+import { parseScheduleIndex, ScheduleRegistry } from "../lib/cache/registry.ts";
 import { SCHEDULE_FORMAT, serializeSchedule, skippedFraction } from "../lib/cache/schedule.ts";
 
 const BLOCKS = ["down_blocks.0.attentions.0", "mid_block.attentions.0"];
@@ -26,7 +26,10 @@ function write(solver: "ddim" | "dpm", steps: number, every: number) {
 await write("dpm", 4, 2);
 await write("dpm", 4, 3);
 await write("ddim", 6, 2);
-await Deno.writeTextFile(`${DIR}/index.json`, JSON.stringify({ auto: { "dpm-4": "uniform-3" } }));
+await Deno.writeTextFile(
+  `${DIR}/index.json`,
+  JSON.stringify({ recommended: { "dpm-4": "uniform-3" } }),
+);
 await Deno.writeTextFile(`${DIR}/dpm-4.curves.json`, "{}"); // analysis files are not schedules
 const reg = await ScheduleRegistry.load(DIR, "m");
 const req = { solver: "dpm" as const, steps: 4, blocks: BLOCKS };
@@ -49,11 +52,12 @@ Deno.test("registry: loads schedule files only, sorted", () => {
   ]);
 });
 
-Deno.test("registry: none, auto, a name and a file resolve", async () => {
+Deno.test("registry: none, a name, a full id and a file resolve; the recommended one is listed", async () => {
   assertEquals(await reg.resolve("none", req), null);
-  assertEquals((await reg.resolve("auto", req))?.name, "uniform-3");
-  assertEquals(await reg.resolve("auto", { ...req, steps: 5 }), null);
+  assertEquals(reg.recommended("dpm", 4)?.name, "uniform-3");
+  assertEquals(reg.recommended("dpm", 5), undefined);
   assertEquals((await reg.resolve("uniform-2", req))?.every, 2);
+  assertEquals((await reg.resolve("dpm-4-uniform-3", req))?.every, 3);
   assertEquals((await reg.resolve(`${DIR}/dpm-4-uniform-2.json`, req))?.name, "uniform-2");
 });
 
@@ -63,10 +67,20 @@ Deno.test("registry: unknown names, other step counts and bad blocks are clear e
   await rejects(reg.resolve(`${DIR}/ddim-6-uniform-2.json`, req), "is for solver ddim");
   await rejects(reg.resolve(`${DIR}/nope.json`, req), "not found");
   await rejects(reg.resolve("uniform-2", { ...req, blocks: ["x"] }), "x");
+  await rejects(reg.resolve("auto", req), "resolveAutoCache");
+});
+
+Deno.test("registry: index.json must use the key recommended", () => {
+  assertEquals(parseScheduleIndex('{"recommended": {"dpm-20": "delta-0.16"}}').recommended, {
+    "dpm-20": "delta-0.16",
+  });
+  assertThrows(() => parseScheduleIndex('{"auto": {"dpm-20": "x"}}', "i.json"), "was renamed");
+  assertThrows(() => parseScheduleIndex('{"recommended": {"dpm": "x"}}', "i.json"), "i.json");
+  assertThrows(() => parseScheduleIndex("{", "i.json"), "not valid JSON");
 });
 
 Deno.test("registry: a missing folder means no schedules", async () => {
   const empty = await ScheduleRegistry.load(`${DIR}/missing`, "m");
   assertEquals(empty.schedules.length, 0);
-  assertEquals(await empty.resolve("auto", req), null);
+  assertEquals(empty.recommended("dpm", 4), undefined);
 });

@@ -89,7 +89,7 @@ Deno.test("calibrate: a small run writes curves, schedules with scale-shift, pic
   assert(files.includes("ddim-4-uniform-2.json") && files.includes("ddim-4-uniform-2.svg"));
   const index = JSON.parse(await Deno.readTextFile(`${out}/index.json`));
   const recommended = JSON.parse(
-    await Deno.readTextFile(`${out}/ddim-4-${index.auto["ddim-4"]}.json`),
+    await Deno.readTextFile(`${out}/ddim-4-${index.recommended["ddim-4"]}.json`),
   );
   assertEquals(recommended.kind, "delta");
   assert(recommended.skippedFraction > 0, "the 0.5 target reuses blocks");

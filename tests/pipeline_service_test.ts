@@ -74,7 +74,7 @@ Deno.test("the generator: models, schedule ids, predictions, generation", async 
     await writeUniformSchedule(helper, dir, "ddim", 4, 2);
     await Deno.writeTextFile(
       `${dir}/index.json`,
-      JSON.stringify({ auto: { "dpm-4": "uniform-2" } }),
+      JSON.stringify({ recommended: { "dpm-4": "uniform-2" } }),
     );
     g = await loadGenerator(MODELS, "wasm", () => {}, root);
     const gen = g;
@@ -116,8 +116,9 @@ Deno.test("the generator: models, schedule ids, predictions, generation", async 
     await t.step("schedules by id, short name and auto; results report the id", async () => {
       const byId = await gen.generate(m.name, request({ cache: "dpm-4-uniform-2" }));
       assertEquals([byId.schedule, byId.skippedFraction], ["dpm-4-uniform-2", 0.5]);
+      // auto is the planner's choice without a deadline: with no frontier measured, uncached
       const auto = await gen.generate(m.name, request({ cache: "auto" }));
-      assertEquals(auto.schedule, "dpm-4-uniform-2");
+      assertEquals(auto.schedule, null);
       const short = await gen.generate(m.name, request({ solver: "ddim", cache: "uniform-2" }));
       assertEquals(short.schedule, "ddim-4-uniform-2");
       const autoNone = await gen.generate(m.name, request({ solver: "euler", cache: "auto" }));

@@ -490,13 +490,17 @@ Deno.test("SSE: queued, plan, progress per step, OpenAI partial images, then com
   });
 });
 
-Deno.test("SSE preview: fastest plan, streamed without asking", async () => {
+Deno.test("SSE preview: the cheapest plan above the quality floor, streamed without asking", async () => {
   const { app } = await setup();
   const res = await app.request("/v1/images/generations", jsonInit({ prompt: "x", preview: true }));
   assert(res.headers.get("content-type")!.startsWith("text/event-stream"));
   const events = parseSse(await res.text());
   assertEquals(events.at(-1)!.event, "image_generation.completed");
-  assertEquals((events.at(-1)!.data.plan as { reason: string }).reason, "fastest (preview)");
+  // the shipped model has a measured frontier: previews take its cheapest plan within 1.5x FD
+  assertEquals(
+    (events.at(-1)!.data.plan as { reason: string }).reason,
+    "cheapest above the preview floor",
+  );
 });
 
 Deno.test("SSE: a failing generation ends with an error event and no internals", async () => {

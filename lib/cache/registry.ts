@@ -1,19 +1,47 @@
 /**
- * The shipped schedules of a model (`schedules/<model>/<solver>-<steps>-<name>.json`) and how a
- * request's `cache` field picks one: `none`, `auto` (the schedule `index.json` recommends for the
- * solver and step count, or none when there is no such schedule), a schedule name, or a file path.
+ * The shipped schedules of a model (`schedules/<model>/<solver>-<steps>-<name>.json`), the one
+ * `index.json` recommends per solver and step count (the schedule the caching benchmark reports),
+ * and how a concrete `cache` value picks one: `none`, a schedule name or id, or a file path.
+ * `cache: "auto"` is the planner's to resolve (lib/planning/planner.ts), never the registry's.
  *
  * @module
  */
+import { parseJson } from "../io/json.ts";
 import type { SolverName } from "../solvers/solver.ts";
-import { checkScheduleFits, parseSchedule, type Schedule, scheduleFileName } from "./schedule.ts";
+import {
+  checkScheduleFits,
+  parseSchedule,
+  type Schedule,
+  scheduleFileName,
+  scheduleId,
+} from "./schedule.ts";
 
 /** `<solver>-<steps>-<name>.json`; other files (curves, pictures, index) are not schedules. */
 const SCHEDULE_FILE = /^[a-z]+-\d+-[A-Za-z0-9][A-Za-z0-9._-]*\.json$/;
 
-/** `schedules/<model>/index.json`: the recommended schedule per `<solver>-<steps>`. */
+/** `schedules/<model>/index.json`: the recommended schedule per `<solver>-<steps>` (short name). */
 export interface ScheduleIndex {
-  auto: Record<string, string>;
+  recommended: Record<string, string>;
+}
+
+/** Parses `index.json`; throws an Error naming `source` and the bad field. */
+export function parseScheduleIndex(text: string, source = "index.json"): ScheduleIndex {
+  const v = parseJson(text, source);
+  const rec = (v as { recommended?: unknown })?.recommended;
+  if (typeof rec !== "object" || rec === null || Array.isArray(rec)) {
+    throw new Error(
+      `${source}: "recommended" must be an object of "<solver>-<steps>": "<schedule name>"` +
+        ((v as { auto?: unknown })?.auto !== undefined ? ' (the old key "auto" was renamed)' : ""),
+    );
+  }
+  for (const [k, name] of Object.entries(rec)) {
+    if (!/^[a-z]+-\d+$/.test(k) || typeof name !== "string") {
+      throw new Error(
+        `${source}: recommended[${JSON.stringify(k)}] must map <solver>-<steps> to a name`,
+      );
+    }
+  }
+  return { recommended: rec as Record<string, string> };
 }
 
 /** A model's shipped schedules, loaded once at start-up. */
@@ -27,12 +55,15 @@ export class ScheduleRegistry {
   /** Loads every schedule file of `dir` (a missing folder means no schedules). */
   static async load(dir: string, model: string): Promise<ScheduleRegistry> {
     const schedules: Schedule[] = [];
-    let index: ScheduleIndex = { auto: {} };
+    let index: ScheduleIndex = { recommended: {} };
     try {
       for await (const e of Deno.readDir(dir)) {
         if (!e.isFile) continue;
         if (e.name === "index.json") {
-          index = JSON.parse(await Deno.readTextFile(`${dir}/${e.name}`));
+          index = parseScheduleIndex(
+            await Deno.readTextFile(`${dir}/${e.name}`),
+            `${dir}/index.json`,
+          );
         } else if (SCHEDULE_FILE.test(e.name)) {
           const text = await Deno.readTextFile(`${dir}/${e.name}`);
           schedules.push(parseSchedule(text, `${dir}/${e.name}`));
@@ -52,22 +83,28 @@ export class ScheduleRegistry {
     return this.schedules.filter((s) => s.solver === solver && s.steps === steps);
   }
 
-  /** The recommended schedule for a solver and step count, if one is shipped. */
-  auto(solver: SolverName, steps: number): Schedule | undefined {
-    const name = this.index.auto[`${solver}-${steps}`];
+  /** The schedule `index.json` recommends for a solver and step count, if one is shipped. */
+  recommended(solver: SolverName, steps: number): Schedule | undefined {
+    const name = this.index.recommended[`${solver}-${steps}`];
     return name ? this.for(solver, steps).find((s) => s.name === name) : undefined;
   }
 
   /**
-   * Resolves a request's `cache` value to a schedule (null = no caching); throws an Error that
-   * names the problem for an unknown name, a bad file, or a schedule that does not fit.
+   * Resolves a concrete `cache` value — `none`, a short name or full id (`dpm-20-delta-0.16`) of a
+   * schedule for the request's solver and steps, or a schedule file path — to a schedule (null =
+   * no caching); throws an Error that names the problem for `auto` (resolve it with the planner
+   * first), an unknown name, a bad file, or a schedule that does not fit.
    */
   async resolve(
     cache: string,
     request: { solver: SolverName; steps: number; blocks: readonly string[] },
   ): Promise<Schedule | null> {
     if (cache === "none") return null;
-    if (cache === "auto") return this.auto(request.solver, request.steps) ?? null;
+    if (cache === "auto") {
+      throw new Error(
+        'cache: "auto" is the planner\'s choice: resolve it with resolveAutoCache (lib/planning/planner.ts) first',
+      );
+    }
     let schedule: Schedule | undefined;
     if (cache.endsWith(".json") || cache.includes("/")) {
       let text: string;
@@ -78,7 +115,9 @@ export class ScheduleRegistry {
       }
       schedule = parseSchedule(text, cache);
     } else {
-      schedule = this.for(request.solver, request.steps).find((s) => s.name === cache);
+      schedule = this.for(request.solver, request.steps).find((s) =>
+        s.name === cache || scheduleId(s) === cache
+      );
       if (!schedule) {
         const known = this.schedules.filter((s) => s.name === cache);
         throw new Error(

@@ -10,6 +10,7 @@
  * @module
  */
 
+import { parseJson } from "../io/json.ts";
 import { type SolverName, SOLVERS } from "../solvers/solver.ts";
 import type { CacheMode } from "../unet/split_manifest.ts";
 
@@ -263,12 +264,7 @@ export function validateSchedule(value: unknown, source = "schedule"): Schedule 
 
 /** Parses and validates the text of a schedule file; errors start with `source`. */
 export function parseSchedule(text: string, source = "schedule"): Schedule {
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch (e) {
-    throw new Error(`${source}: not valid JSON (${(e as Error).message})`);
-  }
+  const value = parseJson(text, source);
   return validateSchedule(value, source);
 }
 

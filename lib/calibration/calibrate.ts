@@ -16,7 +16,7 @@ import type { SolverName } from "../pipeline/types.ts";
 import { toFloat32 } from "../runtime/tensors.ts";
 import { createSolver } from "../solvers/mod.ts";
 import { ChangeAccumulator } from "./change.ts";
-import { deriveSchedule, uniformSchedule } from "./derive.ts";
+import { deltaForSkippedFraction, deriveSchedule, uniformSchedule } from "./derive.ts";
 import { BlockCache } from "../cache/policy.ts";
 import { ScaleShiftAccumulator } from "./scale_shift_fit.ts";
 import {
@@ -24,9 +24,14 @@ import {
   type ScaleShiftTable,
   type Schedule,
   SCHEDULE_FORMAT,
+  scheduleFileName,
+  serializeSchedule,
   skippedFraction,
   uniformScheduleName,
 } from "../cache/schedule.ts";
+import { writeFileAtomic } from "../io/atomic.ts";
+import { parseScheduleIndex, type ScheduleIndex } from "../cache/registry.ts";
+import { changeHeatmapSvg, scheduleGridSvg } from "../image/plots.ts";
 
 /** What a calibration run generates. */
 export interface CalibrationSet {
@@ -221,4 +226,157 @@ export async function fitScaleShift(
       ` → ${(after / (count || 1)).toExponential(3)}`,
   );
   return { table, mseBefore: before / (count || 1), mseAfter: after / (count || 1) };
+}
+
+/** What {@link calibrateSchedules} derives and fits. */
+export interface ScheduleDerivation {
+  /** Eq. 7 thresholds to derive schedules for. */
+  deltas?: number[];
+  /** Fractions of reused block evaluations (0..1): each becomes the Eq. 7 delta that reaches it. */
+  skipTargets?: number[];
+  /** Periods of uniform schedules (recompute every N steps). */
+  uniform?: number[];
+  /** Which schedules get a fitted scale-shift: all (default), none, the recommended one, or these names. */
+  scaleShift?: "all" | "none" | "recommended" | string[];
+  /**
+   * The schedule `schedules/<model>/index.json` recommends for this solver and step count: a
+   * schedule name, or one of `skipTargets` (as text) for the schedule derived for it.
+   */
+  recommend?: string;
+  /** The scale-shift form (default: history). */
+  form?: ScaleShiftForm;
+  /** Folder the curves, schedules and their pictures go to (created if missing). */
+  out: string;
+}
+
+/** What {@link calibrateSchedules} wrote. */
+export interface CalibrationOutput {
+  /** `[block][step]` mean L1_rel (paper Eq. 6). */
+  curves: number[][];
+  /** The schedules written, in the order derived: deltas, skip targets, uniform. */
+  schedules: Schedule[];
+  /** The delta each skip target became, in the order of `skipTargets`. */
+  targetDeltas: number[];
+  /** The recommended schedule's name, when `recommend` was given. */
+  recommended?: string;
+}
+
+/**
+ * The whole calibration of one (solver, step count): measures the change curves on `set`,
+ * derives the Eq. 7 and uniform schedules, fits scale-shift, and writes
+ * `<out>/<solver>-<steps>.curves.{json,svg}` and `<out>/<solver>-<steps>-<name>.{json,svg}`
+ * (each file atomically). Throws for a schedule name asked for in `scaleShift` that is not derived.
+ */
+export async function calibrateSchedules(
+  pipeline: Pipeline,
+  set: CalibrationSet,
+  what: ScheduleDerivation,
+): Promise<CalibrationOutput> {
+  const model = pipeline.model.name;
+  const { solver, steps } = set;
+  const blocks = pipeline.unet.blocks;
+  const mode = pipeline.unet.manifest.mode;
+  await Deno.mkdir(what.out, { recursive: true });
+  const t0 = performance.now();
+  const curves = await measureChange(pipeline, set);
+  set.log?.(
+    `change measured on ${set.prompts.length} prompts x ${set.seeds.length} seeds in ${
+      ((performance.now() - t0) / 1000).toFixed(1)
+    } s`,
+  );
+  const base = `${solver}-${steps}`;
+  await writeFileAtomic(
+    `${what.out}/${base}.curves.json`,
+    JSON.stringify({
+      model,
+      solver,
+      steps,
+      blocks,
+      prompts: set.prompts.length,
+      seeds: set.seeds.length,
+      curves,
+    }) + "\n",
+  );
+  await writeFileAtomic(
+    `${what.out}/${base}.curves.svg`,
+    changeHeatmapSvg(curves, blocks, { title: `${model} ${base}: L1_rel per block and step` }),
+  );
+  const targetDeltas = (what.skipTargets ?? []).map((t) =>
+    deltaForSkippedFraction(curves, t).delta
+  );
+  const deltas = [...(what.deltas ?? []), ...targetDeltas].filter((d, i, all) =>
+    all.indexOf(d) === i
+  );
+  // a table equal to an earlier one (few steps leave few choices) is derived once: the first wins
+  const tables = new Set<string>();
+  const schedules = [
+    ...deltas.map((delta) => makeSchedule(model, solver, steps, blocks, mode, { delta, curves })),
+    ...(what.uniform ?? []).map((every) =>
+      makeSchedule(model, solver, steps, blocks, mode, { every })
+    ),
+  ].filter((s) => {
+    const key = JSON.stringify(s.recompute);
+    if (tables.has(key)) {
+      set.log?.(`${base}-${s.name}: the same table as an earlier schedule, left out`);
+      return false;
+    }
+    tables.add(key);
+    return true;
+  });
+  const known = (names: string[], what: string) => {
+    const unknown = names.filter((n) => !schedules.some((s) => s.name === n));
+    if (unknown.length) {
+      throw new Error(
+        `${what}: ${unknown.join(", ")} is not one of ${schedules.map((s) => s.name).join(", ")}`,
+      );
+    }
+  };
+  let recommended: string | undefined;
+  if (what.recommend !== undefined) {
+    const k = (what.skipTargets ?? []).indexOf(Number(what.recommend));
+    recommended = k >= 0 ? deltaScheduleName(targetDeltas[k]) : what.recommend;
+    known([recommended], "recommend");
+  }
+  const fit = what.scaleShift ?? "all";
+  const fitNames = fit === "all"
+    ? schedules.map((s) => s.name)
+    : fit === "none"
+    ? []
+    : fit === "recommended"
+    ? (recommended ? [recommended] : [])
+    : fit;
+  known(fitNames, "scale-shift");
+  for (const s of schedules) {
+    if (fitNames.includes(s.name) && s.skippedFraction > 0) {
+      const r = await fitScaleShift(pipeline, s, set, what.form ?? "history");
+      s.scaleShift = r.table;
+      s.measured = { scaleShiftMseBefore: r.mseBefore, scaleShiftMseAfter: r.mseAfter };
+    }
+    const file = `${what.out}/${scheduleFileName(solver, steps, s.name)}`;
+    await writeFileAtomic(file, serializeSchedule(s));
+    await writeFileAtomic(
+      file.replace(/\.json$/, ".svg"),
+      scheduleGridSvg(s.recompute, blocks, { title: `${model} ${base} ${s.name}` }),
+    );
+    set.log?.(
+      `wrote ${file}: skipped ${(s.skippedFraction * 100).toFixed(1)}% of block evaluations`,
+    );
+  }
+  if (recommended) await recommendSchedule(what.out, base, recommended);
+  return { curves, schedules, targetDeltas, recommended };
+}
+
+/**
+ * Records `name` as the recommended schedule of `<solver>-<steps>` (`key`) in `<dir>/index.json`
+ * ({@link ScheduleIndex}), keeping the other entries; written atomically.
+ */
+export async function recommendSchedule(dir: string, key: string, name: string): Promise<void> {
+  let index: ScheduleIndex = { recommended: {} };
+  try {
+    index = parseScheduleIndex(await Deno.readTextFile(`${dir}/index.json`), `${dir}/index.json`);
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
+  index.recommended[key] = name;
+  await writeFileAtomic(`${dir}/index.json`, JSON.stringify(index, null, 2) + "\n");
 }

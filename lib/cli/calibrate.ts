@@ -14,18 +14,11 @@
  *
  * @module
  */
-import { writeFileAtomic } from "../io/atomic.ts";
 import {
+  calibrateSchedules,
   defaultCalibrationPrompts,
-  fitScaleShift,
-  makeSchedule,
-  measureChange,
   type ScaleShiftForm,
 } from "../calibration/calibrate.ts";
-import { deltaForSkippedFraction } from "../calibration/derive.ts";
-import type { ScheduleIndex } from "../cache/registry.ts";
-import { scheduleFileName, serializeSchedule } from "../cache/schedule.ts";
-import { changeHeatmapSvg, scheduleGridSvg } from "../image/plots.ts";
 import { Pipeline } from "../pipeline/pipeline.ts";
 import { SOLVERS } from "../pipeline/request.ts";
 import type { SolverName } from "../pipeline/types.ts";
@@ -199,95 +192,43 @@ export async function calibrateCommand(args: string[]): Promise<number> {
     }
     const log = (line: string) => console.log(line);
     const pipeline = await Pipeline.load(modelDir, { backend, log });
-    await Deno.mkdir(out, { recursive: true });
-    // without --batch: as many samples per UNet batch (up to 32) as fit in memory at the
-    // native size (an SD-sized UNet at 64x64 latents fits far fewer than 32 guided pairs)
-    const batchSize = f.batch !== undefined ? Number(f.batch) : fittingImages(
-      (n) => pipeline.estimateMemory(pipeline.nativeLatent, n, isGuided(guidance)),
-      DEFAULT_BATCH,
-    );
-    if (f.batch === undefined && batchSize < DEFAULT_BATCH) {
-      log(`calibration batch: ${batchSize} samples (what fits in memory on ${pipeline.backend})`);
-    }
-    const set = {
-      prompts,
-      seeds: Array.from({ length: seeds }, (_, i) => i),
-      solver,
-      steps,
-      guidanceScale: guidance,
-      batchSize,
-      log,
-    };
-    const t0 = performance.now();
-    const curves = await measureChange(pipeline, set);
-    const blocks = pipeline.unet.blocks;
-    log(
-      `change measured on ${prompts.length} prompts x ${seeds} seeds in ${
-        ((performance.now() - t0) / 1000).toFixed(1)
-      } s`,
-    );
-    const base = `${solver}-${steps}`;
-    await writeFileAtomic(
-      `${out}/${base}.curves.json`,
-      JSON.stringify({ model, solver, steps, blocks, prompts: prompts.length, seeds, curves }) +
-        "\n",
-    );
-    await writeFileAtomic(
-      `${out}/${base}.curves.svg`,
-      changeHeatmapSvg(curves, blocks, { title: `${model} ${base}: L1_rel per block and step` }),
-    );
-    // a target skipped fraction becomes the Eq. 7 delta that reaches it on these curves
-    const targetDeltas = targets.map((t) => deltaForSkippedFraction(curves, t).delta);
-    const deltas = [...givenDeltas, ...targetDeltas].filter((d, i, all) => all.indexOf(d) === i);
-    const mode = pipeline.unet.manifest.mode;
-    const schedules = [
-      ...deltas.map((delta) => makeSchedule(model, solver, steps, blocks, mode, { delta, curves })),
-      ...uniform.map((every) => makeSchedule(model, solver, steps, blocks, mode, { every })),
-    ];
-    // a schedule name, or one of the --skip-targets (the schedule derived for it)
-    let recommended: string | undefined;
-    if (f.recommend) {
-      const k = targets.indexOf(Number(f.recommend));
-      recommended = k >= 0
-        ? makeSchedule(model, solver, steps, blocks, mode, { delta: targetDeltas[k], curves }).name
-        : String(f.recommend);
-      if (!schedules.some((s) => s.name === recommended)) {
-        throw new UsageError(
-          `--recommend: ${recommended} is not one of ${schedules.map((s) => s.name).join(", ")}`,
-        );
-      }
-    }
-    const fitSet = String(f["scale-shift"] ?? "all");
-    const fitNames = fitSet === "all"
-      ? schedules.map((s) => s.name)
-      : fitSet === "none"
-      ? []
-      : fitSet === "recommended"
-      ? [recommended ?? ""]
-      : fitSet.split(",");
-    for (const s of schedules) {
-      if (fitNames.includes(s.name) && s.skippedFraction > 0) {
-        const fit = await fitScaleShift(pipeline, s, set, form);
-        s.scaleShift = fit.table;
-        s.measured = { scaleShiftMseBefore: fit.mseBefore, scaleShiftMseAfter: fit.mseAfter };
-      }
-      const file = `${out}/${scheduleFileName(solver, steps, s.name)}`;
-      await writeFileAtomic(file, serializeSchedule(s));
-      await writeFileAtomic(
-        file.replace(/\.json$/, ".svg"),
-        scheduleGridSvg(s.recompute, blocks, { title: `${model} ${solver}-${steps} ${s.name}` }),
+    try {
+      // without --batch: as many samples per UNet batch (up to 32) as fit in memory at the
+      // native size (an SD-sized UNet at 64x64 latents fits far fewer than 32 guided pairs)
+      const batchSize = f.batch !== undefined ? Number(f.batch) : fittingImages(
+        (n) => pipeline.estimateMemory(pipeline.nativeLatent, n, isGuided(guidance)),
+        DEFAULT_BATCH,
       );
-      log(`wrote ${file}: skipped ${(s.skippedFraction * 100).toFixed(1)}% of block evaluations`);
+      if (f.batch === undefined && batchSize < DEFAULT_BATCH) {
+        log(`calibration batch: ${batchSize} samples (what fits in memory on ${pipeline.backend})`);
+      }
+      const fitSet = String(f["scale-shift"] ?? "all");
+      await calibrateSchedules(pipeline, {
+        prompts,
+        seeds: Array.from({ length: seeds }, (_, i) => i),
+        solver,
+        steps,
+        guidanceScale: guidance,
+        batchSize,
+        log,
+      }, {
+        deltas: givenDeltas,
+        skipTargets: targets,
+        uniform,
+        scaleShift: fitSet === "all" || fitSet === "none" || fitSet === "recommended"
+          ? fitSet
+          : fitSet.split(","),
+        form,
+        recommend: f.recommend === undefined ? undefined : String(f.recommend),
+        out,
+      });
+    } catch (e) {
+      const m = /^(recommend|scale-shift): (.*)$/s.exec((e as Error).message);
+      if (m) throw new UsageError(`--${m[1]}: ${m[2]}`);
+      throw e;
+    } finally {
+      await pipeline.release();
     }
-    if (recommended) {
-      let index: ScheduleIndex = { auto: {} };
-      try {
-        index = JSON.parse(await Deno.readTextFile(`${out}/index.json`));
-      } catch { /* first schedule of this model */ }
-      index.auto[base] = recommended;
-      await writeFileAtomic(`${out}/index.json`, JSON.stringify(index, null, 2) + "\n");
-    }
-    await pipeline.release();
     return 0;
   } catch (e) {
     console.error(

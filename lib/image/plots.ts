@@ -293,6 +293,18 @@ export interface ChartOptions {
   height?: number;
   /** Horizontal reference lines (e.g. the uncached full-step FD). */
   hLines?: readonly { y: number; label: string }[];
+  /** A logarithmic x axis (ticks at 1, 2 and 5 times powers of ten); x values must be > 0. */
+  xLog?: boolean;
+}
+
+/** Ticks 1, 2, 5 × 10^k covering [lo, hi] (0 < lo <= hi): from the last at or below lo. */
+export function logTicks(lo: number, hi: number): number[] {
+  if (!(lo > 0) || !(hi >= lo)) throw new Error(`log axis: need 0 < lo <= hi, got ${lo}, ${hi}`);
+  const all: number[] = [];
+  for (let e = Math.floor(Math.log10(lo)) - 1; all.length === 0 || all[all.length - 1] < hi; e++) {
+    for (const m of [1, 2, 5]) all.push(Number((m * 10 ** e).toPrecision(12)));
+  }
+  return all.slice(all.findLastIndex((v) => v <= lo), all.findIndex((v) => v >= hi) + 1);
 }
 
 /** About `count` round tick values covering [lo, hi]. */
@@ -353,13 +365,18 @@ export function speedQualitySvg(series: readonly ChartSeries[], options: ChartOp
   const xs = series.flatMap((s) => s.points.map((p) => p.x));
   const ys = series.flatMap((s) => s.points.map((p) => p.y))
     .concat((options.hLines ?? []).map((h) => h.y));
-  const xt = niceTicks(Math.min(...xs), Math.max(...xs));
+  if (options.xLog && xs.some((x) => !(x > 0))) throw new Error("chart: a log x axis needs x > 0");
+  const xt = options.xLog
+    ? logTicks(Math.min(...xs), Math.max(...xs))
+    : niceTicks(Math.min(...xs), Math.max(...xs));
   const yt = niceTicks(Math.min(...ys), Math.max(...ys));
   const x0 = xt[0];
   const x1 = xt[xt.length - 1];
   const y0 = yt[0];
   const y1 = yt[yt.length - 1];
-  const sx = (x: number) => pl + ((x - x0) / (x1 - x0)) * pw;
+  const sx = options.xLog
+    ? (x: number) => pl + (Math.log(x / x0) / Math.log(x1 / x0)) * pw
+    : (x: number) => pl + ((x - x0) / (x1 - x0)) * pw;
   const sy = (y: number) => pt + ph - ((y - y0) / (y1 - y0)) * ph;
   const out: string[] = [svgOpen(width, height, options.title)];
   out.push(text(pl, 22, options.title, `font-size="14" font-weight="bold"`));

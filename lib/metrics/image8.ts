@@ -38,3 +38,8 @@ export function checkImagePair(a: Image8, b: Image8, metric: string): void {
     );
   }
 }
+
+/** An RGBA image (`{ width, height, data }`, 4 bytes per pixel) as an {@link Image8}. */
+export function rgba8(img: { width: number; height: number; data: Uint8Array }): Image8 {
+  return { ...img, channels: 4 };
+}

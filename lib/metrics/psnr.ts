@@ -7,6 +7,7 @@
  */
 
 import { checkImagePair, type Image8 } from "./image8.ts";
+import { ssim } from "./ssim.ts";
 
 /** Mean squared error over the RGB values of two same-size 8-bit images. */
 export function mse8(a: Image8, b: Image8): number {
@@ -28,4 +29,25 @@ export function mse8(a: Image8, b: Image8): number {
 export function psnr(a: Image8, b: Image8): number {
   const m = mse8(a, b);
   return m === 0 ? Infinity : 10 * Math.log10((255 * 255) / m);
+}
+
+/**
+ * PSNR and mean SSIM of a set of 8-bit images against a reference set of the same size, paired by
+ * index: PSNR (dB) of the mean squared error over the whole set (`Infinity` when identical), SSIM
+ * averaged over the pairs.
+ */
+export function pairedPsnrSsim(
+  images: readonly Image8[],
+  reference: readonly Image8[],
+): { psnr: number; ssim: number } {
+  if (images.length !== reference.length || images.length === 0) {
+    throw new Error(`pairedPsnrSsim: ${images.length} images against ${reference.length}`);
+  }
+  let mse = 0, s = 0;
+  images.forEach((img, i) => {
+    mse += mse8(img, reference[i]);
+    s += ssim(img, reference[i]);
+  });
+  mse /= images.length;
+  return { psnr: mse === 0 ? Infinity : 10 * Math.log10(255 * 255 / mse), ssim: s / images.length };
 }

@@ -31,6 +31,13 @@ import { applyGuidance, isGuided } from "../solvers/guidance.ts";
 import { createSolver } from "../solvers/mod.ts";
 import { gaussianNoise } from "../solvers/noise.ts";
 import type { AbortLike, BlockPolicy, EngineOptions } from "../unet/engine.ts";
+import { type Frontier, loadFrontiers } from "../planning/frontier.ts";
+import {
+  type PlanningModel,
+  resolveAutoCache,
+  type ScheduleInfo,
+  scheduleInfo,
+} from "../planning/planner.ts";
 import { UNetEngine } from "../unet/engine.ts";
 import { SizeTimings } from "./size_timings.ts";
 import type {
@@ -106,6 +113,8 @@ export class Pipeline {
     readonly schedules: ScheduleRegistry,
     /** The model's graphs without weights, for memory estimates (lib/model/memory.ts). */
     readonly memory: MemoryProfile,
+    /** Measured speed–quality frontiers of this model, one per solver at most. */
+    readonly frontiers: Frontier[],
   ) {}
 
   /**
@@ -122,6 +131,11 @@ export class Pipeline {
     const schedulesDir = opts.schedulesDir ??
       new URL(`../../schedules/${model.name}`, import.meta.url).pathname;
     const schedules = await ScheduleRegistry.load(schedulesDir, model.name);
+    const frontiers = await loadFrontiers(schedulesDir, {
+      model: model.name,
+      segments: model.split.segments.map((s) => ({ name: s.name, block: s.kind === "block" })),
+      schedules: schedules.schedules,
+    });
     const memory = await readMemoryProfile(model);
     const { width, height } = model.sizes.native;
     const native = latentShapeOf(model.sizes, model.sizes.native);
@@ -148,6 +162,7 @@ export class Pipeline {
         vaeDecoder,
         schedules,
         memory,
+        frontiers,
       );
     } catch (e) {
       for (const s of made) await s.release();
@@ -270,9 +285,19 @@ export class Pipeline {
     return Array.from({ length: batch }, (_, i) => nchwToRgba(pixels, i, width, height));
   }
 
-  /** Resolves a request's cache field to a schedule for this model (null = no caching). */
+  /** What the planner knows of this model: its shipped schedules and measured frontiers. */
+  get planning(): PlanningModel & { schedules: ScheduleInfo[]; frontiers: Frontier[] } {
+    return { schedules: this.schedules.schedules.map(scheduleInfo), frontiers: this.frontiers };
+  }
+
+  /**
+   * Resolves a request's cache field to a schedule for this model (null = no caching); `auto` is
+   * the planner's choice at these steps without a deadline ({@link resolveAutoCache}).
+   */
   resolveSchedule(cache: string, solver: SolverName, steps: number): Promise<Schedule | null> {
-    return this.schedules.resolve(cache, { solver, steps, blocks: this.unet.blocks });
+    const name = cache === "auto" ? resolveAutoCache(this.planning, { solver, steps }) : cache;
+    if (name === null) return Promise.resolve(null);
+    return this.schedules.resolve(name, { solver, steps, blocks: this.unet.blocks });
   }
 
   /** Makes one image. */

@@ -19,7 +19,6 @@ import type {
   ImageGenerator,
   ModelInfo,
   PlanSpec,
-  ScheduleInfo,
   SolverName,
 } from "../pipeline/types.ts";
 import { ModelFolderError, modelFolders, readModelFolder } from "../model/folder.ts";
@@ -91,16 +90,9 @@ export function describeModel(p: Pipeline): ModelInfo {
       solver: DEFAULTS.solver,
       guidanceScale: DEFAULTS.guidanceScale,
     },
-    schedules: p.schedules.schedules.map((s): ScheduleInfo => {
-      const fd = s.measured?.fd;
-      return {
-        name: scheduleId(s),
-        solver: s.solver,
-        steps: s.steps,
-        skippedFraction: s.skippedFraction,
-        ...(typeof fd === "number" && Number.isFinite(fd) ? { quality: { fd } } : {}),
-      };
-    }),
+    // schedules by full id with their measured FD, and the measured frontiers
+    schedules: p.planning.schedules,
+    frontiers: p.planning.frontiers,
   };
 }
 

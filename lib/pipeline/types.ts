@@ -19,6 +19,11 @@ import type { Tokenizer } from "../model/tokenizer.ts";
 
 export type { AbortLike, Backend };
 
+import type { PlanSpec, ScheduleInfo } from "../planning/planner.ts";
+import type { Frontier } from "../planning/frontier.ts";
+
+export type { PlanSpec, ScheduleInfo };
+
 /** One image request, fully resolved (defaults applied, validated). */
 export interface GenerateRequest {
   prompt: string;
@@ -28,7 +33,10 @@ export interface GenerateRequest {
   steps: number;
   guidanceScale: number;
   solver: SolverName;
-  /** `none`, `auto` (the shipped schedule for this solver and step count), or a schedule name or file path. */
+  /**
+   * `none`, `auto` (the planner's choice at these steps without a deadline: the best measured
+   * quality, lib/planning/planner.ts `resolveAutoCache`), or a schedule name or file path.
+   */
   cache: string;
   /**
    * Output size in pixels (default: the model's native size). Must be one the model serves
@@ -111,19 +119,6 @@ export interface UNetProfile {
   ms: number[];
 }
 
-/** A shipped static cache schedule, as far as planning needs to know it. */
-export interface ScheduleInfo {
-  /** The name a request passes as `cache`. */
-  name: string;
-  /** The solver and step count the schedule was derived for; it applies to no other. */
-  solver: SolverName;
-  steps: number;
-  /** Fraction of cacheable block evaluations the schedule reuses (0 = none, 1 = all). */
-  skippedFraction: number;
-  /** Measured quality; `fd` is a distance to the uncached images (lower is better). */
-  quality?: { fd?: number };
-}
-
 /** The image sizes a model serves (pixels). */
 export interface SizeInfo {
   native: { width: number; height: number };
@@ -153,28 +148,18 @@ export interface ModelInfo {
   minCacheSteps?: number;
   /** The folder's scheduler class and the solver that serves it (`exact`: the same algorithm). */
   scheduler?: { className: string | null; solver: SolverName; exact: boolean };
-}
-
-/** A candidate plan: what a prediction is asked about. */
-export interface PlanSpec {
-  steps: number;
-  solver: SolverName;
-  /** A schedule name, or null for no cache. */
-  schedule: string | null;
-  /** Images made one after another (default 1). */
-  n?: number;
-  /** Classifier-free guidance (guidance scale above 1): a UNet batch of 2 per image, else 1. */
-  guided: boolean;
-  /** Output size in pixels (default: the model's native size). */
-  width?: number;
-  height?: number;
+  /** Measured speed–quality frontiers, one per solver at most (`schedules/<model>/<solver>.frontier.json`). */
+  frontiers?: Frontier[];
 }
 
 /** What the service needs from the pipeline. */
 export interface ImageGenerator {
   /** The loaded models; the first is the default. */
   models(): ModelInfo[];
-  /** Predicted wall time in ms of a plan on this host, from measured per-segment latencies (updated as requests run). */
+  /**
+   * Predicted wall time in ms of a plan on this host, from measured per-segment latencies (updated
+   * as requests run): `n` × one image at batch 2 when `plan.guided` (the default), batch 1 without.
+   */
   predictMs(model: string, plan: PlanSpec): number;
   /** The model's tokenizer (pure TypeScript: prompts are checked before any job is queued). */
   tokenizer(model: string): Tokenizer;

@@ -15,7 +15,7 @@ import type { ServerConfig } from "./config.ts";
 import { type DeadlineSource, resolveDeadline } from "./deadline.ts";
 import { ApiError, badField } from "./errors.ts";
 import type { Metrics } from "./metrics.ts";
-import { type ChosenPlan, type PlanOutcome, planRequest } from "./planner.ts";
+import { type ChosenPlan, type PlanOutcome, planRequest } from "../planning/planner.ts";
 import { type JobQueue, QueueClosedError, QueueFullError, retryAfterSeconds } from "./queue.ts";
 import { type GenerationParams, previewEvery, type Route, validateGeneration } from "./validate.ts";
 import { errorFields, type Logger } from "../io/log.ts";
