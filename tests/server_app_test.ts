@@ -72,6 +72,9 @@ Deno.test("GET /healthz and /v1/models describe the loaded models", async () => 
     entry.schedules.map((s: { name: string }) => s.name),
     model.schedules.map((s) => s.name),
   );
+  // the shipped model's measured frontiers, summarised
+  assertEquals(entry.frontiers.map((f: { solver: string }) => f.solver).sort(), ["ddim", "dpm"]);
+  for (const f of entry.frontiers) assert(f.plans > 10 && f.best_fd > 0, JSON.stringify(f));
 });
 
 Deno.test("POST /v1/images/generations answers b64 PNGs of the native size and the plan", async () => {

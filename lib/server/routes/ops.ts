@@ -86,6 +86,14 @@ export function opsRoutes(deps: OpsDeps): Hono {
           }
           : {}),
         ...(m.minCacheSteps !== undefined ? { min_cache_steps: m.minCacheSteps } : {}),
+        // the measured speed-quality frontiers the planner chooses from (summary)
+        frontiers: (m.frontiers ?? []).map((f) => ({
+          solver: f.solver,
+          plans: f.plans.length,
+          prompts: f.prompts.count,
+          best_fd: Math.min(...f.plans.map((p) => p.quality.fd)),
+          measured: f.measured.date,
+        })),
         backend: m.backend,
         defaults: {
           steps: m.defaults.steps,
