@@ -9,8 +9,8 @@
 # The image runs the single executable that `deno task compile` builds (the default model, the
 # shipped schedules and the playground are inside it), as the non-root user `deno`, with the
 # same narrow permissions as `deno task start` baked in. Configuration is by environment
-# (PORT, API_TOKEN, QUEUE_MAX, DEFAULT_DEADLINE_MS, BACKEND, THUMBNAILS_FILE, AUTO_CACHE,
-# MODELS_DIR); see the README.
+# (PORT, API_TOKEN, CORS_ORIGINS, QUEUE_MAX, WORKERS, DEFAULT_DEADLINE_MS, SHUTDOWN_GRACE_MS,
+# BACKEND, THUMBNAILS_FILE, AUTO_CACHE, MODELS_DIR); see the README.
 ARG DENO_VERSION=2.9.6
 
 # ── build: npm packages from the lockfile, the playground bundle, the executable ──────────────

@@ -35,7 +35,7 @@ Deno.test("frontier: bad flags are refused naming the flag, before any model run
     [["--uniform", "1"], "--uniform periods must be >= 2"],
     [["--prompts", "1"], "--prompts must be in 2..2048"],
     [["--only", "some"], "--only must be uncached, cached or all"],
-    [["extra"], "unexpected argument extra"],
+    [["extra"], `unexpected argument "extra"`],
   ];
   for (const [args, message] of cases) {
     const r = await run(args);

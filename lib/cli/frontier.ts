@@ -35,7 +35,7 @@ import { Pipeline } from "../pipeline/pipeline.ts";
 import { SOLVERS } from "../pipeline/request.ts";
 import type { SolverName } from "../pipeline/types.ts";
 import { frontierFileName, serializeFrontier } from "../planning/frontier.ts";
-import { parseFlags, UsageError } from "./flags.ts";
+import { noPositionals, parseFlags, UsageError } from "./flags.ts";
 
 const USAGE = `usage: deno task frontier [--model DIR] [--solvers dpm,ddim] [--steps 4,6,8,...,50]
   [--calibrate-steps 4,6,...] [--cached-steps 4,6,...] [--skip-targets 0.4,0.6,0.8] [--uniform 2]
@@ -87,7 +87,7 @@ export async function frontierCommand(args: string[]): Promise<number> {
       console.log(USAGE);
       return 0;
     }
-    if (positional.length) throw new UsageError(`unexpected argument ${positional[0]}`);
+    noPositionals(positional);
     const modelDir = String(f.model ?? "models/emoji-ldm");
     try {
       await Deno.stat(`${modelDir}/model_index.json`);
