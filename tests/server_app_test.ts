@@ -330,6 +330,28 @@ Deno.test("queue full → 429 with Retry-After; queued work completes after", as
   assertEquals((await second).status, 200);
 });
 
+Deno.test("plans are taken with headroom: a prediction that only just fits is refused", async () => {
+  // Every plan predicted at 1000 ms; the default headroom before any job finished is 1.15.
+  const g = counting(predicting(await testGenerator(), () => 1000));
+  const { app } = await setup(g);
+  const body = { prompt: "red apple", steps: 4, cache: "none" };
+  const tight = await app.request("/generate", jsonInit({ ...body, deadline_ms: 1100 }));
+  assertEquals(tight.status, 503);
+  const err = await errorOf(tight);
+  assertEquals(err.code, "deadline_too_short");
+  assert(err.message.includes("1150 ms with this replica's 1.15x headroom"), err.message);
+  assertEquals(g.calls.length, 0);
+  const ok = await app.request(
+    "/v1/images/generations",
+    jsonInit({ ...body, deadline_ms: 1300 }),
+  );
+  assertEquals(ok.status, 200);
+  const { plan } = await ok.json();
+  assertEquals(plan.headroom, 1.15);
+  assert(plan.why.startsWith("dpm-4-none"), plan.why);
+  assert("quality" in plan, "quality is reported (null where the plan was never measured)");
+});
+
 Deno.test("a deadline that cannot be met → 503 at once, without running the generator", async () => {
   const g = counting(await testGenerator());
   const { app } = await setup(g);

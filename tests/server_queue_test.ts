@@ -54,6 +54,25 @@ Deno.test("queue: full → QueueFullError synchronously; force admits background
   assertEquals(await Promise.all([ra, rb, rf]), ["a", "b", "forced"]);
 });
 
+Deno.test("queue: the expected wait is 0 while a slot is free, then the slot that frees first", async () => {
+  let now = 0;
+  const q = new JobQueue({ maxQueued: 4, concurrency: 2, clock: () => now });
+  const a = held(), b = held(), c = held();
+  const ra = q.submit({ estimateMs: 3000, run: () => a.p });
+  await Promise.resolve();
+  now = 1000;
+  assertEquals(q.pendingMs(), 0, "one of two slots is free");
+  const rb = q.submit({ estimateMs: 1000, run: () => b.p });
+  await Promise.resolve();
+  assertEquals(q.pendingMs(), 1000, "slots free in 2000 and 1000 ms");
+  const rc = q.submit({ estimateMs: 1500, run: () => c.p });
+  assertEquals(q.waiting, 1);
+  assertEquals(q.pendingMs(), 2000, "the waiting job takes the slot freeing at 1000 (→ 2500)");
+  a.done("a"), b.done("b"), c.done("c");
+  assertEquals(await Promise.all([ra, rb, rc]), ["a", "b", "c"]);
+  assertEquals(q.pendingMs(), 0);
+});
+
 Deno.test("queue: aborting a waiting job removes it and rejects with the reason", async () => {
   const q = new JobQueue({ maxQueued: 3 });
   const a = held();

@@ -135,7 +135,10 @@ Deno.test("api: plan rows show the plan and the timings", () => {
     solver: "dpm",
     schedule: null,
     cache_requested: "auto",
-    reason: "fits",
+    reason: "best quality that fits",
+    why: "dpm-10-none (FD 5.150, KID 0.100): the best measured quality of 44 plans",
+    quality: { fd: 5.15, kid: 0.1, accuracy: 0.861 },
+    headroom: 1.15,
     seed: 7,
     seeds: [7],
     guidance_scale: 5,
@@ -153,6 +156,11 @@ Deno.test("api: plan rows show the plan and the timings", () => {
   const rows = Object.fromEntries(planRows(plan));
   assertEquals(rows["cache schedule"], "none");
   assertEquals(rows["predicted"], "812 ms");
+  assertEquals(rows["measured quality"], "FD 5.15, accuracy 86%");
+  assertEquals(
+    Object.fromEntries(planRows({ ...plan, quality: null }))["measured quality"],
+    "not measured",
+  );
   assertEquals(rows["generation total"], "771 ms");
   assertEquals(planRows({ ...plan, timings: [] }).length, planRows(plan).length - 4);
 });

@@ -1,8 +1,9 @@
 /**
  * The deadline planner: from a request, the time it may take and a prediction of each candidate
  * plan's wall time on this replica, pick the plan with the best measured quality that is
- * predicted to fit, or say at once that none does. Pure functions: predictions come in as a
- * function, time as numbers, measured quality from the model's frontier files
+ * predicted to fit, or say at once that none does. A plan fits when its prediction times the
+ * replica's headroom (lib/planning/headroom.ts) is within the budget. Pure functions: predictions
+ * come in as a function, time as numbers, measured quality from the model's frontier files
  * (lib/planning/frontier.ts).
  *
  * Candidates, for a request's solver:
@@ -122,6 +123,11 @@ export interface PlanRequest {
   autoCache?: "fit" | "prefer";
   /** Time left for the generation itself: deadline − waited − expected queue wait (Infinity = none). */
   budgetMs: number;
+  /**
+   * A plan fits when `predictedMs × headroom <= budgetMs` (default 1): the replica's margin for
+   * generations that run longer than predicted (`DeadlineHeadroom`, lib/planning/headroom.ts).
+   */
+  headroom?: number;
   /** Predicted wall time of a plan in ms on this replica (`n` × one image at its batch). */
   predict: (plan: PlanSpec) => number;
 }
@@ -148,13 +154,15 @@ export type ChosenPlan = Candidate & {
   why: string;
   /** Its rank in quality order among the candidates (0 = best). */
   rank: number;
+  /** The headroom it was checked with (`PlanRequest.headroom`, 1 when none). */
+  headroom: number;
   candidates: number;
 };
 
 /** The planner's answer. */
 export type PlanOutcome =
   | { ok: true; plan: ChosenPlan }
-  | { ok: false; fastest: Candidate; budgetMs: number; message: string };
+  | { ok: false; fastest: Candidate; budgetMs: number; headroom: number; message: string };
 
 /**
  * Step counts to try without a frontier, best first: the requested one, then fewer (fractions of
@@ -287,10 +295,15 @@ export function planRequest(req: PlanRequest): PlanOutcome {
     if (c.predictedMs < cands[fastestIdx].predictedMs) fastestIdx = i;
   });
   const fastest = cands[fastestIdx];
-  const fits = (c: Candidate) => Number.isFinite(c.predictedMs) && c.predictedMs <= req.budgetMs;
+  const headroom = req.headroom ?? 1;
+  const fits = (c: Candidate) =>
+    Number.isFinite(c.predictedMs) && c.predictedMs * headroom <= req.budgetMs;
   const strip = ({ id: _id, ...c }: typeof cands[number]): Candidate => c;
   const pinned = req.cache !== "auto" && (req.stepsPinned || req.cache !== "none");
-  const budget = Number.isFinite(req.budgetMs) ? `${Math.floor(req.budgetMs)} ms` : "no deadline";
+  const margin = headroom > 1 ? ` with ${headroom.toFixed(2)}x headroom` : "";
+  const budget = Number.isFinite(req.budgetMs)
+    ? `${Math.floor(req.budgetMs)} ms${margin}`
+    : "no deadline";
   let idx = -1;
   let reason: PlanReason = "best quality";
   let why = "";
@@ -339,14 +352,20 @@ export function planRequest(req: PlanRequest): PlanOutcome {
       ok: false,
       fastest: strip(fastest),
       budgetMs: req.budgetMs,
+      headroom,
       message: `no plan fits the deadline: the fastest (${what}) needs about ${
         Math.ceil(fastest.predictedMs)
-      } ms, ${Math.max(0, Math.floor(req.budgetMs))} ms are left`,
+      } ms${
+        headroom > 1
+          ? ` (${Math.ceil(fastest.predictedMs * headroom)} ms with this replica's ` +
+            `${headroom.toFixed(2)}x headroom for slower runs)`
+          : ""
+      }, ${Math.max(0, Math.floor(req.budgetMs))} ms are left`,
     };
   }
   return {
     ok: true,
-    plan: { ...strip(cands[idx]), reason, why, rank: idx, candidates: cands.length },
+    plan: { ...strip(cands[idx]), reason, why, rank: idx, candidates: cands.length, headroom },
   };
 }
 

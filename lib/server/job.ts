@@ -16,6 +16,7 @@ import { type DeadlineSource, resolveDeadline } from "./deadline.ts";
 import { ApiError, badField } from "./errors.ts";
 import type { Metrics } from "./metrics.ts";
 import { type ChosenPlan, type PlanOutcome, planRequest } from "../planning/planner.ts";
+import { DeadlineHeadroom } from "../planning/headroom.ts";
 import { type JobQueue, QueueClosedError, QueueFullError, retryAfterSeconds } from "./queue.ts";
 import { type GenerationParams, previewEvery, type Route, validateGeneration } from "./validate.ts";
 import { errorFields, type Logger } from "../io/log.ts";
@@ -49,6 +50,8 @@ export interface JobOutcome {
   plan: ChosenPlan;
   results: GenerateResult[];
   waitedMs: number;
+  /** Wall time from leaving the queue to the last image (ms): what the plan's prediction is for. */
+  runMs: number;
 }
 
 /** Hooks a route uses to follow a job. */
@@ -74,6 +77,16 @@ export interface PlanReport {
   schedule: string | null;
   cache_requested: string;
   reason: string;
+  /** One sentence: the plan's measured quality and what it beat or what did not fit. */
+  why: string;
+  /**
+   * The plan's measured quality on the model's frontier (FD and KID to real images in the
+   * evaluation network's features, category accuracy 0..1, over the frontier's `prompts`); null
+   * where the plan was never measured.
+   */
+  quality: { fd: number; kid: number; accuracy: number } | null;
+  /** The headroom the plan was taken with: `predicted_ms × headroom` fitted the time left. */
+  headroom: number;
   seed: number;
   seeds: number[];
   guidance_scale: number;
@@ -106,6 +119,8 @@ export interface JobDeps {
   shutdownSignal: AbortSignal;
   /** Seed source for requests without `seed`. */
   seedSource?: () => number;
+  /** The deadline headroom, learned from this replica's finished jobs (default: a new one). */
+  headroom?: DeadlineHeadroom;
 }
 
 /** Raised inside a job when, at its start, no plan fits the time left. */
@@ -120,7 +135,12 @@ const round = (x: number) => Math.round(x * 10) / 10;
 
 /** Admits, runs and answers generation jobs (see the module doc). */
 export class GenerationJobs {
-  constructor(readonly deps: JobDeps) {}
+  /** How much longer than predicted jobs run here: plans are taken with this margin. */
+  readonly headroom: DeadlineHeadroom;
+
+  constructor(readonly deps: JobDeps) {
+    this.headroom = deps.headroom ?? new DeadlineHeadroom();
+  }
 
   /** Plans `p` for `budgetMs` of generation time. */
   plan(p: GenerationParams, budgetMs: number): PlanOutcome {
@@ -138,6 +158,7 @@ export class GenerationJobs {
       preview: p.preview,
       autoCache: config.autoCache,
       budgetMs,
+      headroom: this.headroom.factor(),
       predict: (spec) => generator.predictMs(p.model.name, spec),
     });
   }
@@ -174,7 +195,7 @@ export class GenerationJobs {
     const outcome = this.plan(p, left - queueWait);
     if (!outcome.ok) {
       metrics.deadlineRejected();
-      const tooShort = outcome.fastest.predictedMs > left;
+      const tooShort = outcome.fastest.predictedMs * outcome.headroom > left;
       throw new ApiError(503, {
         message: tooShort
           ? outcome.message
@@ -215,7 +236,8 @@ export class GenerationJobs {
         signal,
         run: async ({ waitedMs }) => {
           started = true;
-          const outcome = this.plan(p, deadlineAt - clock());
+          const runStart = clock();
+          const outcome = this.plan(p, deadlineAt - runStart);
           if (!outcome.ok) throw new NoLongerFits(outcome);
           hooks.onStart?.(outcome.plan, waitedMs);
           const results: GenerateResult[] = [];
@@ -240,7 +262,7 @@ export class GenerationJobs {
             );
             signal.throwIfAborted();
           }
-          return { plan: outcome.plan, results, waitedMs };
+          return { plan: outcome.plan, results, waitedMs, runMs: clock() - runStart };
         },
       });
     } catch (e) {
@@ -365,6 +387,11 @@ export class GenerationJobs {
       schedule: r[0]?.schedule ?? o.plan.schedule,
       cache_requested: p.cache,
       reason: o.plan.reason,
+      why: o.plan.why,
+      quality: o.plan.quality
+        ? { fd: o.plan.quality.fd, kid: o.plan.quality.kid, accuracy: o.plan.quality.accuracy }
+        : null,
+      headroom: Math.round(o.plan.headroom * 100) / 100,
       seed: p.seed,
       seeds: r.map((x) => x.seed),
       guidance_scale: p.guidanceScale,
@@ -395,6 +422,7 @@ export class GenerationJobs {
   finished(route: string, a: Admission, o: JobOutcome, extra: Record<string, unknown> = {}) {
     const plan = this.report(a, o);
     const truncated = truncationWarning("prompt", a.p.promptReport);
+    this.headroom.observe(o.plan.predictedMs, o.runMs);
     for (const r of o.results) {
       this.deps.metrics.image(
         r.skippedFraction,

@@ -80,13 +80,24 @@ export class JobQueue {
     return this.#active.size;
   }
 
-  /** Expected wait in ms for a job submitted now: predicted time left of everything ahead. */
+  /**
+   * Expected wait in ms for a job submitted now: the running jobs' predicted time left and the
+   * waiting jobs' predictions laid out first-in first-out over the `concurrency` slots, each job
+   * taking the slot that frees first; the new job's wait is when a slot frees after them (0 while
+   * a slot is free and nothing waits).
+   */
   pendingMs(): number {
     const now = this.#clock();
-    let ms = 0;
-    for (const a of this.#active) ms += Math.max(0, a.estimateMs - (now - a.startedAt));
-    for (const w of this.#waiting) ms += w.task.estimateMs;
-    return ms / this.concurrency;
+    const free = Array.from({ length: this.concurrency }, () => 0);
+    let i = 0;
+    for (const a of this.#active) {
+      if (i < free.length) free[i++] = Math.max(0, a.estimateMs - (now - a.startedAt));
+    }
+    for (const w of this.#waiting) {
+      const k = free.indexOf(Math.min(...free));
+      free[k] += w.task.estimateMs;
+    }
+    return Math.min(...free);
   }
 
   /**

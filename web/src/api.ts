@@ -149,6 +149,12 @@ export function planRows(p: PlanReport): [string, string][] {
     ["cache schedule", p.schedule ?? "none"],
     ["skipped blocks", `${Math.round(p.skipped_fraction * 100)}%`],
     ["why this plan", p.reason],
+    [
+      "measured quality",
+      p.quality
+        ? `FD ${p.quality.fd.toFixed(2)}, accuracy ${Math.round(p.quality.accuracy * 100)}%`
+        : "not measured",
+    ],
     ["deadline", ms(p.deadline_ms)],
     ["predicted", ms(p.predicted_ms)],
     ["queue wait", ms(p.queue_wait_ms)],
