@@ -76,7 +76,14 @@ export function parseFlags(args: string[], spec: Record<string, FlagKind>): Pars
     const message = (e as Error).message;
     const flag = quotedOption(message);
     if (code === "ERR_PARSE_ARGS_UNKNOWN_OPTION") {
-      throw new UsageError(`unknown flag ${flag}`, true);
+      // a request field's API name (--negative_prompt) where the CLI has a shorter flag
+      const short = Object.entries(REQUEST_FLAGS).find(([f, field]) =>
+        f !== field && `--${field}` === flag && f in spec
+      )?.[0];
+      throw new UsageError(
+        `unknown flag ${flag}${short ? ` (the request field ${flag.slice(2)} is --${short})` : ""}`,
+        true,
+      );
     }
     if (code === "ERR_PARSE_ARGS_INVALID_OPTION_VALUE") {
       throw new UsageError(

@@ -34,8 +34,9 @@ export interface GenerateRequest {
   guidanceScale: number;
   solver: SolverName;
   /**
-   * `none`, `auto` (the planner's choice at these steps without a deadline: the best measured
-   * quality, lib/planning/planner.ts `resolveAutoCache`), or a schedule name or file path.
+   * `none`, `auto` (the planner's choice at these steps without a deadline: the plan with the
+   * lowest FD measured on the model's frontier, no cache or a shipped schedule, and no cache where
+   * none is measured; lib/planning/planner.ts `resolveAutoCache`), or a schedule name or file path.
    */
   cache: string;
   /**

@@ -11,9 +11,9 @@ import { BACKEND_CHOICES, type BackendChoice } from "../runtime/backend.ts";
 export type { BackendChoice };
 
 /**
- * How `cache: "auto"` is resolved when the deadline allows any plan: `fit` runs without cache when
- * that fits and uses a shipped schedule only to meet the deadline; `prefer` uses the least lossy
- * shipped schedule for the requested steps whenever one exists.
+ * How the service ranks the candidates of `cache: "auto"` (lib/planning/planner.ts): `fit` (the
+ * default) by measured FD alone, so the plan with the lowest measured FD that fits the deadline
+ * wins, cached or not; `prefer` ranks cached plans before uncached ones.
  */
 export type AutoCachePolicy = "fit" | "prefer";
 
