@@ -24,7 +24,7 @@ import {
 } from "./lib/jobs/thumbnails.ts";
 import { WorkerPool, type WorkerStatus } from "./lib/exec/pool.ts";
 import { isFile } from "./lib/io/fs.ts";
-import { permissionAdvice } from "./lib/io/permissions.ts";
+import { listenAddress, listenRefusal, permissionAdvice } from "./lib/io/permissions.ts";
 import { checkModelFolder, modelFolders } from "./lib/model/folder.ts";
 import { verifyModelFolder } from "./lib/model/manifest.ts";
 import { basename } from "node:path";
@@ -214,6 +214,12 @@ async function main(): Promise<void> {
     }
     throw e;
   }
+  // before the models load (seconds): an address the net grant refuses fails now, explained
+  const refused = listenRefusal(config.host, config.port);
+  if (refused) {
+    log.error("start-up failed: cannot listen", { error: refused });
+    Deno.exit(1);
+  }
   const dir = modelsDir(config);
   let dirs: string[];
   try {
@@ -273,12 +279,18 @@ async function main(): Promise<void> {
         log.info("listening", {
           address: `${a.hostname}:${a.port}`,
           url: `http://${
-            a.hostname === "0.0.0.0" || a.hostname === "::" ? "localhost" : a.hostname
+            a.hostname === "0.0.0.0" || a.hostname === "::"
+              ? "localhost"
+              : a.hostname.includes(":")
+              ? `[${a.hostname}]`
+              : a.hostname
           }:${a.port}/`,
         }),
     });
   } catch (e) {
-    log.error("start-up failed", errorFields(e));
+    const address = listenAddress(config.host, config.port);
+    const advice = permissionAdvice(e, "net", address);
+    log.error("start-up failed", advice ? { error: advice } : { ...errorFields(e), address });
     pool.close();
     Deno.exit(1);
   }

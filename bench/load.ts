@@ -307,7 +307,7 @@ export async function runLoadGrid(opts: LoadGridOptions): Promise<LoadGridRow[]>
         const row = {
           ...r,
           workers,
-          workerMiB: pool.status().map((w) => Math.round((w.memoryBytes ?? 0) / 2 ** 20)),
+          workerMiB: pool.status().map((w) => Math.round((w.loadMemoryBytes ?? 0) / 2 ** 20)),
         };
         opts.log?.(formatLoadGrid([row]).split("\n").at(-1)!);
         rows.push(row);

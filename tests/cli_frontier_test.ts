@@ -45,6 +45,40 @@ Deno.test("frontier: bad flags are refused naming the flag, before any model run
   }
 });
 
+Deno.test("frontier: --help and -h print the usage and start no measurement", async () => {
+  // a folder that passes the model check but cannot load: a run that starts measuring fails
+  const dir = await Deno.makeTempDir({ prefix: "frontier-help-" });
+  const cwd = Deno.cwd();
+  try {
+    await Deno.mkdir(`${dir}/model/eval`, { recursive: true });
+    await Deno.writeTextFile(`${dir}/model/model_index.json`, "{}");
+    await Deno.writeTextFile(`${dir}/model/eval/config.json`, "{}");
+    Deno.chdir(dir); // the default --work is .frontier/<model> here
+    for (const flag of ["--help", "-h"]) {
+      const r = await run(["--model", `${dir}/model`, "--steps", "2", flag]);
+      assertEquals(r.code, 0, `${flag}: ${r.err}`);
+      assertEquals(r.err, "");
+      assert(r.out.startsWith("usage: deno task frontier"), r.out);
+      assert(r.out.includes("--prompts N") && r.out.includes("[128]"), r.out);
+      assert(r.out.includes("-h, --help"), r.out);
+      const made = [];
+      for await (const e of Deno.readDir(dir)) made.push(e.name);
+      assertEquals(made, ["model"], "no .frontier work folder");
+    }
+  } finally {
+    Deno.chdir(cwd);
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("frontier: a bad command line is prefixed with the command's name", async () => {
+  const r = await run(["--nope"]);
+  assertEquals(r.code, 2);
+  assert(r.err.startsWith("frontier: unknown flag --nope\nusage: deno task frontier"), r.err);
+  const v = await run(["--only", "some"]);
+  assertEquals(v.err, "frontier: --only must be uncached, cached or all");
+});
+
 Deno.test("frontier: a small real run writes a valid file that the pipeline loads and plans with, and resumes", async () => {
   const dir = await Deno.makeTempDir({ prefix: "frontier-cli-" });
   const out = `${dir}/schedules`, work = `${dir}/work`;

@@ -67,6 +67,16 @@ Deno.test("bad flags: exit 2 with one message naming the flag, no model loaded",
   const o = ["--out", "a.png"];
   const cases: [string, string[], string][] = [
     ["unknown flag", ["--prompt", "x", ...o, "--colour", "red"], "unknown flag --colour"],
+    [
+      "a request field's API name",
+      ["--prompt", "x", ...o, "--negative_prompt", "blurry"],
+      "unknown flag --negative_prompt (the request field negative_prompt is --negative)",
+    ],
+    [
+      "a request field's API name, with =",
+      ["--prompt", "x", ...o, "--guidance_scale=2"],
+      "unknown flag --guidance_scale (the request field guidance_scale is --guidance)",
+    ],
     ["missing value", ["--prompt"], "flag --prompt needs a value"],
     ["missing value before a flag", ["--prompt", "x", "--seed", "--out", "a.png"], "flag --seed"],
     [

@@ -11,11 +11,13 @@ const COMMANDS = [
   "generate",
   "calibrate",
   "evaluate",
+  "frontier",
   "manifest",
   "split",
   "bench",
   "thumbnails",
   "compile",
+  "build",
 ];
 
 async function task(args: string[]): Promise<{ code: number; out: string; err: string }> {

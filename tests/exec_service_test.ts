@@ -240,6 +240,10 @@ Deno.test("execution layer: serving promises hold with the real engine in a work
         assert(!JSON.stringify(body).includes("killed by the test"), "no internals in the answer");
         const h = await (await fetch(`${url}/healthz`)).json();
         assert(["degraded", "ok"].includes(h.status), h.status);
+        // what its load added to the process, measured once per load: named so
+        const w = h.workers[0];
+        assert("loadMemoryBytes" in w && !("memoryBytes" in w), JSON.stringify(w));
+        assert(w.loadMemoryBytes === null || w.loadMemoryBytes > 0, JSON.stringify(w));
         const next = await fetch(`${url}/generate`, jsonInit({ ...LONG, steps: 2 }));
         assertEquals(next.status, 200);
         await next.arrayBuffer();

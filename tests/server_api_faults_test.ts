@@ -112,6 +112,17 @@ Deno.test("OpenAI fields clients send by default: no-ops or a clear 400, never u
     const { error } = await res.json();
     assertEquals(error.param, param);
     if (param !== "colour") assert(!error.message.includes("unknown"), error.message);
+    assert(!error.message.includes("  "), `one space between words: ${error.message}`);
+  }
+  // a field that takes one value says which
+  for (
+    const [extra, message] of [
+      [{ output_format: "jpeg" }, 'output_format must be "png", got "jpeg"'],
+      [{ response_format: "url" }, 'response_format must be "b64_json", got "url"'],
+    ] as const
+  ) {
+    const res = await app.request("/v1/images/generations", jsonInit({ ...base, ...extra }));
+    assertEquals((await res.json()).error.message, message);
   }
 });
 

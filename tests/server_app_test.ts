@@ -7,8 +7,9 @@ import { assert, assertEquals } from "./_assert.ts";
 import { createApp } from "../lib/server/app.ts";
 import { defaultConfig, type ServerConfig } from "../lib/server/config.ts";
 import type { ImageGenerator } from "../lib/pipeline/types.ts";
-import { silentLogger } from "../lib/io/log.ts";
+import { type Logger, memoryLogger, silentLogger } from "../lib/io/log.ts";
 import { LIMITS } from "../lib/pipeline/request.ts";
+import { previewEvery } from "../lib/server/validate.ts";
 import { testGenerator } from "./support/generator.ts";
 import { counting, failingOn, gated, predicting } from "./support/wrap_generator.ts";
 import {
@@ -22,12 +23,16 @@ import {
 
 const TOKEN = "test-token-0123456789abcdef";
 
-async function setup(gen?: ImageGenerator, config: Partial<ServerConfig> = {}) {
+async function setup(
+  gen?: ImageGenerator,
+  config: Partial<ServerConfig> = {},
+  logger: Logger = silentLogger,
+) {
   const generator = gen ?? await testGenerator();
   const app = createApp({
     generator,
     config: defaultConfig({ queueMax: 4, ...config }),
-    logger: silentLogger,
+    logger,
   });
   return { app, generator, model: generator.models()[0] };
 }
@@ -75,6 +80,15 @@ Deno.test("GET /healthz and /v1/models describe the loaded models", async () => 
   // the shipped model's measured frontiers, summarised
   assertEquals(entry.frontiers.map((f: { solver: string }) => f.solver).sort(), ["ddim", "dpm"]);
   for (const f of entry.frontiers) assert(f.plans > 10 && f.best_fd > 0, JSON.stringify(f));
+  // every FD says over how many prompts it was measured: the schedules' (Table 1's 256) and the
+  // frontiers' (128) are different scales
+  const measured = entry.schedules.filter((s: { fd?: number }) => s.fd !== undefined);
+  assert(measured.length > 0, "the shipped model has schedules with a measured FD");
+  for (const s of measured) assert(Number.isInteger(s.prompts), JSON.stringify(s));
+  assert(measured.some((s: { prompts: number }) => s.prompts === 256), JSON.stringify(measured));
+  assert(entry.frontiers.every((f: { prompts: number }) => f.prompts === 128));
+  // no model folder failed: the key is there, empty
+  assertEquals(mb.unavailable, []);
 });
 
 Deno.test("POST /v1/images/generations answers b64 PNGs of the native size and the plan", async () => {
@@ -117,6 +131,7 @@ Deno.test("POST /generate answers PNG bytes with the plan in headers", async () 
   assertEquals(res.headers.get("x-steps"), "3");
   assertEquals(res.headers.get("x-schedule"), "none");
   assertEquals(res.headers.get("x-plan-reason"), "as requested");
+  assertEquals(res.headers.get("x-cache-bytes"), "0"); // no cache, nothing kept
   assert(["webgpu", "wasm"].includes(res.headers.get("x-backend")!));
   assert(/total_ms=[\d.]+/.test(res.headers.get("x-timings")!));
   assert(/total;dur=[\d.]+/.test(res.headers.get("server-timing")!));
@@ -131,6 +146,8 @@ Deno.test("a shipped schedule named in `cache` is used with its steps", async ()
   assertEquals(res.status, 200);
   assertEquals(res.headers.get("x-schedule"), s.name);
   assertEquals(res.headers.get("x-steps"), String(s.steps));
+  // the cached block values it kept, as the JSON plan's cache_bytes
+  assert(Number(res.headers.get("x-cache-bytes")) > 0, res.headers.get("x-cache-bytes")!);
   await res.arrayBuffer();
 });
 
@@ -515,6 +532,32 @@ Deno.test("SSE: queued, plan, progress per step, OpenAI partial images, then com
   });
 });
 
+Deno.test("SSE: partial images are previews before the final step, never the final image", async () => {
+  const { app } = await setup();
+  const res = await app.request(
+    "/v1/images/generations",
+    jsonInit({ prompt: "x", steps: 8, cache: "none", stream: true, partial_images: 1, seed: 1 }),
+  );
+  const events = parseSse(await res.text());
+  const partials = events.filter((e) => e.event === "image_generation.partial_image");
+  assertEquals(partials.map((e) => [e.data.partial_image_index, e.data.step]), [[0, 4]]);
+  assertEquals(events.at(-1)!.event, "image_generation.completed");
+});
+
+Deno.test("previewEvery: at most partial_images previews, all before the final step", () => {
+  for (let steps = 1; steps <= LIMITS.stepsMax; steps++) {
+    for (let n = 0; n <= LIMITS.partialImagesMax; n++) {
+      const every = previewEvery(steps, n);
+      const at = [];
+      for (let s = 1; every > 0 && s < steps; s++) if (s % every === 0) at.push(s);
+      assert(at.length <= n, `${steps} steps, ${n} partials: ${at}`);
+      // one at least whenever one can come before the final image
+      assertEquals(at.length > 0, n > 0 && steps > 1, `${steps} steps, ${n} partials`);
+    }
+  }
+  assertEquals([previewEvery(8, 1), previewEvery(20, 3), previewEvery(4, 3)], [4, 5, 1]);
+});
+
 Deno.test("SSE preview: the cheapest plan above the quality floor, streamed without asking", async () => {
   const { app } = await setup();
   const res = await app.request("/v1/images/generations", jsonInit({ prompt: "x", preview: true }));
@@ -606,4 +649,71 @@ Deno.test("client abort while queued removes the job: the generator never sees i
   g.release();
   assertEquals((await first).status, 200);
   assertEquals(g.calls.map((c) => c.req.prompt), ["first"]);
+});
+
+Deno.test("every failed, refused or cancelled request is logged once: status, code, reason, elapsed", async () => {
+  type Line = ReturnType<typeof memoryLogger>["lines"][number];
+  const outcomes = (lines: Line[]) =>
+    lines.filter((l) => l.msg.startsWith("request ")).map((l) => [
+      l.level,
+      l.msg,
+      l.fields?.status,
+      l.fields?.code,
+    ]);
+  const check = (l: Line) => {
+    assert(typeof l.fields?.reason === "string" && l.fields.reason !== "", JSON.stringify(l));
+    assert(typeof l.fields?.elapsedMs === "number" && l.fields.elapsedMs >= 0, JSON.stringify(l));
+  };
+
+  // refused at once: a bad field, an unknown route, a deadline nothing fits
+  const log = memoryLogger();
+  const { app } = await setup(undefined, {}, log);
+  await (await app.request("/generate", jsonInit({ prompt: "x", steps: "many" }))).text();
+  await (await app.request("/nope")).text();
+  await (await app.request("/generate", jsonInit({ prompt: "x", deadline_ms: 1 }))).text();
+  assertEquals(outcomes(log.lines), [
+    ["warn", "request refused", 400, "invalid_type"],
+    ["warn", "request refused", 404, "not_found"],
+    ["warn", "request refused", 503, "deadline_too_short"],
+  ]);
+  log.lines.forEach((l) => l.msg.startsWith("request ") && check(l));
+  const reason = String(log.lines[0].fields?.reason);
+  assert(reason.includes("steps"), reason);
+
+  // the generation fails, as a plain answer and in a stream (whose HTTP status is 200)
+  const failing = memoryLogger();
+  const f = await setup(failingOn(failingOn(await testGenerator(), 1), 2), {}, failing);
+  await (await f.app.request("/generate", jsonInit({ prompt: "x", steps: 2 }))).text();
+  await (await f.app.request(
+    "/v1/images/generations",
+    jsonInit({ prompt: "x", steps: 2, stream: true }),
+  )).text();
+  assertEquals(outcomes(failing.lines), [
+    ["error", "request failed", 500, "generation_failed"],
+    ["error", "request failed", 500, "generation_failed"],
+  ]);
+  assertEquals(failing.lines.filter((l) => l.msg === "request failed")[1].fields?.stream, true);
+
+  // the deadline passes while queued (504), and a client goes away (499)
+  const queued = memoryLogger();
+  const g = gated(predicting(await testGenerator(), () => 1));
+  const q = await setup(g, {}, queued);
+  const ctl = new AbortController();
+  const first = q.app.request("/generate", jsonInit({ prompt: "x" }, {}, ctl.signal));
+  await g.started;
+  await (await q.app.request(
+    "/generate",
+    jsonInit({ prompt: "google dog face", deadline_ms: 100 }),
+  )).text();
+  ctl.abort();
+  await Promise.resolve(first).then((r) => r.body?.cancel(), () => {});
+  for (let i = 0; i < 400 && outcomes(queued.lines).length < 2; i++) {
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  assertEquals(outcomes(queued.lines), [
+    ["warn", "request refused", 504, "deadline_exceeded"],
+    ["info", "request cancelled", 499, "client_closed"],
+  ]);
+  queued.lines.forEach((l) => l.msg.startsWith("request ") && check(l));
+  assert(!queued.lines.some((l) => l.msg === "generated"), "no success line for either");
 });

@@ -27,7 +27,12 @@ Deno.test("loadConfig: defaults when unset, values when set", () => {
 
 Deno.test("loadConfig: bad values name the variable", () => {
   const cases: [Record<string, string>, string][] = [
-    [{ PORT: "80a" }, "PORT must be an integer"],
+    [{ PORT: "80a" }, 'PORT must be a non-negative integer (0 to 65535), got "80a"'],
+    [
+      { SHUTDOWN_GRACE_MS: "-5" },
+      'SHUTDOWN_GRACE_MS must be a non-negative integer (0 to 600000), got "-5"',
+    ],
+    [{ WORKERS: "-1" }, 'WORKERS must be a positive integer (1 to 64), got "-1"'],
     [{ PORT: "70000" }, "PORT must be between"],
     [{ QUEUE_MAX: "-1" }, "QUEUE_MAX"],
     [{ DEFAULT_DEADLINE_MS: "0" }, "DEFAULT_DEADLINE_MS"],
@@ -37,10 +42,37 @@ Deno.test("loadConfig: bad values name the variable", () => {
     [{ API_TOKEN: "short" }, "API_TOKEN must be at least 16"],
     [{ API_TOKEN: "has a space in the token" }, "API_TOKEN must not contain whitespace"],
     [{ HOST: "bad host" }, "HOST"],
+    [
+      { HOST: "999.1.1.1" },
+      'HOST must be a host name or an IP address (IPv4 such as 127.0.0.1, IPv6 such as ::1), got "999.1.1.1"',
+    ],
+    [{ HOST: "10.0.0" }, "HOST must be a host name or an IP address"],
+    [{ HOST: "010.0.0.1" }, "HOST must be a host name or an IP address"],
+    [{ HOST: "host.123" }, "HOST must be a host name or an IP address"],
+    [{ HOST: "-lead.example.com" }, "HOST must be a host name or an IP address"],
+    [{ HOST: "under_score.example" }, "HOST must be a host name or an IP address"],
+    [{ HOST: "::g" }, "HOST must be a host name or an IP address"],
+    [{ HOST: "[::1" }, "HOST must be a host name or an IP address"],
+    [{ HOST: "1:2:3:4:5:6:7:8:9" }, "HOST must be a host name or an IP address"],
   ];
   for (const [vars, msg] of cases) {
     assert(assertThrows(() => loadConfig(env(vars)), msg) instanceof ConfigError);
   }
+});
+
+Deno.test("loadConfig: HOST takes host names and IPv4 and IPv6 addresses", () => {
+  const cases: [string, string][] = [
+    ["127.0.0.1", "127.0.0.1"],
+    ["0.0.0.0", "0.0.0.0"],
+    ["255.255.255.255", "255.255.255.255"],
+    ["localhost", "localhost"],
+    ["svc-1.internal.example.com", "svc-1.internal.example.com"],
+    ["::", "::"],
+    ["::1", "::1"],
+    ["[::1]", "::1"], // Deno.serve takes it without brackets
+    ["fe80::1:2", "fe80::1:2"],
+  ];
+  for (const [raw, host] of cases) assertEquals(loadConfig(env({ HOST: raw })).host, host, raw);
 });
 
 Deno.test("loadConfig reads only the variables it lists", () => {

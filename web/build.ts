@@ -3,13 +3,14 @@
  * copies index.html and style.css beside it into web/dist/. Each file is written to a temporary
  * name and renamed, so a running server never serves half a file.
  *
- *   deno task build [--out DIR]
+ *   deno task build [--out DIR]     (`--help` prints {@link USAGE})
  *
  * The browser code has no npm imports, so esbuild resolves it alone (no import-map plugin).
  *
  * @module
  */
 import { writeFileAtomic } from "../lib/io/atomic.ts";
+import { noPositionals, parseFlags, UsageError, usageMessage } from "../lib/cli/flags.ts";
 import * as esbuild from "esbuild";
 
 const WEB_DIR = new URL(".", import.meta.url);
@@ -79,23 +80,39 @@ export async function buildPlayground(opts: BuildOptions = {}): Promise<BuildRes
   return { outDir, files, ms: performance.now() - t0 };
 }
 
-if (import.meta.main) {
-  const args = [...Deno.args];
+/** The `--help` text. */
+export const USAGE = `usage: deno task build [--out DIR]
+
+Bundles the playground (web/src) with esbuild and copies its page and style beside it.
+
+  --out DIR    where to write it [web/dist]
+  -h, --help   this text`;
+
+/** Runs `deno task build` with `args`; resolves with the exit code. */
+export async function buildCommand(args: string[]): Promise<number> {
   let outDir: string | undefined;
-  while (args.length) {
-    const a = args.shift()!;
-    if (a === "--out" && args.length) outDir = args.shift();
-    else {
-      console.error(`unknown argument ${JSON.stringify(a)}; usage: deno task build [--out DIR]`);
-      Deno.exit(2);
+  try {
+    const { flags, positional, help } = parseFlags(args, { out: "string" });
+    if (help) {
+      console.log(USAGE);
+      return 0;
     }
+    noPositionals(positional);
+    outDir = flags.out as string | undefined;
+  } catch (e) {
+    if (!(e instanceof UsageError)) throw e;
+    console.error(usageMessage("build", USAGE, e));
+    return 2;
   }
   try {
     const r = await buildPlayground({ outDir });
     const list = Object.entries(r.files).map(([f, n]) => `${f} ${n} B`).join(", ");
     console.log(`playground built in ${Math.round(r.ms)} ms → ${r.outDir}: ${list}`);
+    return 0;
   } catch (e) {
-    console.error(e instanceof Error ? e.message : String(e));
-    Deno.exit(1);
+    console.error(`build: ${e instanceof Error ? e.message : String(e)}`);
+    return 1;
   }
 }
+
+if (import.meta.main) Deno.exit(await buildCommand(Deno.args));

@@ -35,7 +35,8 @@ options (default in brackets):
   --steps N            denoising steps [${DEFAULTS.steps}]
   --solver NAME        ${SOLVERS.join(", ")} [${DEFAULTS.solver}]
   --guidance X         guidance scale [${DEFAULTS.guidanceScale}]
-  --cache VALUE        none, auto or a schedule name [none]
+  --cache VALUE        none, auto (the lowest measured FD at these steps, as in generate) or a
+                       schedule name [none]
   --batch N            images per denoising loop [32]
   --images DIR         score a folder of 64x64 PNGs instead (no accuracy: no labels)
   -h, --help           this text`;

@@ -1,6 +1,6 @@
 /**
- * The command lines of every tool (`generate`, `calibrate`, `evaluate`, `manifest`, `split`,
- * `bench`, `thumbnails`, `compile`): `node:util` `parseArgs` in strict mode, plus typed values and
+ * The command lines of every tool (`generate`, `calibrate`, `evaluate`, `frontier`, `manifest`,
+ * `split`, `bench`, `thumbnails`, `compile`, `build`): `node:util` `parseArgs` in strict mode, plus typed values and
  * errors that name the flag. Every command answers `--help` / `-h` with its usage (exit 0) and a
  * bad command line with one message naming the flag (exit 2; the usage follows when the flag
  * itself is unknown or lacks its value). No stack traces.
@@ -45,11 +45,15 @@ function quotedOption(message: string): string {
  * numeric flag (`--seed -1`) is its value. Throws {@link UsageError} naming the flag.
  */
 export function parseFlags(args: string[], spec: Record<string, FlagKind>): Parsed {
+  if ("help" in spec) {
+    // --help is read into Parsed.help, never into flags: a spec naming it would be silently dead
+    throw new Error("parseFlags: --help/-h is built in; read Parsed.help instead of declaring it");
+  }
   const options: Record<string, { type: "string" | "boolean"; short?: string }> = {
     help: { type: "boolean", short: "h" },
   };
   for (const [name, kind] of Object.entries(spec)) {
-    if (name !== "help") options[name] = { type: kind === "boolean" ? "boolean" : "string" };
+    options[name] = { type: kind === "boolean" ? "boolean" : "string" };
   }
   // parseArgs reads "-1" as a flag; for numeric flags it is the value.
   const joined: string[] = [];
@@ -72,7 +76,14 @@ export function parseFlags(args: string[], spec: Record<string, FlagKind>): Pars
     const message = (e as Error).message;
     const flag = quotedOption(message);
     if (code === "ERR_PARSE_ARGS_UNKNOWN_OPTION") {
-      throw new UsageError(`unknown flag ${flag}`, true);
+      // a request field's API name (--negative_prompt) where the CLI has a shorter flag
+      const short = Object.entries(REQUEST_FLAGS).find(([f, field]) =>
+        f !== field && `--${field}` === flag && f in spec
+      )?.[0];
+      throw new UsageError(
+        `unknown flag ${flag}${short ? ` (the request field ${flag.slice(2)} is --${short})` : ""}`,
+        true,
+      );
     }
     if (code === "ERR_PARSE_ARGS_INVALID_OPTION_VALUE") {
       throw new UsageError(

@@ -35,15 +35,36 @@ import { Pipeline } from "../pipeline/pipeline.ts";
 import { SOLVERS } from "../pipeline/request.ts";
 import type { SolverName } from "../pipeline/types.ts";
 import { frontierFileName, serializeFrontier } from "../planning/frontier.ts";
-import { noPositionals, parseFlags, UsageError } from "./flags.ts";
-
-const USAGE = `usage: deno task frontier [--model DIR] [--solvers dpm,ddim] [--steps 4,6,8,...,50]
-  [--calibrate-steps 4,6,...] [--cached-steps 4,6,...] [--skip-targets 0.4,0.6,0.8] [--uniform 2]
-  [--calibration-seeds N] [--calibration-prompts N] [--prompts N] [--batch N] [--guidance X]
-  [--timing-runs N] [--spread-sets N] [--work DIR] [--out DIR] [--only uncached|cached|all]`;
+import { noPositionals, parseFlags, UsageError, usageMessage } from "./flags.ts";
 
 /** The default step grid. */
 export const DEFAULT_STEPS = [4, 6, 8, 10, 12, 15, 20, 25, 30, 40, 50];
+
+/** The `--help` text: every flag with its range and default. */
+export const USAGE = `usage: deno task frontier [options]
+
+Measures a model's speed-quality frontier per solver (hours for the full grid on a CPU) and
+writes <out>/<solver>.frontier.json; resumable from --work.
+
+options (default in brackets):
+  --model DIR                 model folder with an evaluation network [models/emoji-ldm]
+  --solvers LIST              comma-separated, of ${SOLVERS.join(", ")} [dpm,ddim]
+  --steps LIST                step counts, 1..100 [${DEFAULT_STEPS.join(",")}]
+  --calibrate-steps LIST      step counts of --steps to calibrate schedules at [all of --steps]
+  --cached-steps LIST         step counts of --steps to measure cached plans at [all of --steps]
+  --skip-targets LIST         Eq. 7 reuse fractions, 0..1 [0.4,0.6,0.8]
+  --uniform LIST              uniform recompute periods, >= 2 ("" for none) [2]
+  --calibration-seeds N       seeds per calibration prompt, 1..16 [1]
+  --calibration-prompts N     calibration prompts, 1..32 [32]
+  --prompts N                 held-out prompts for quality, 2..2048 [128]
+  --batch N                   images per quality batch, 1..256 [32]
+  --guidance X                classifier-free guidance scale [4]
+  --timing-runs N             interleaved timing rounds, 0..50 (0 = none) [3]
+  --spread-sets N             extra seed sets for FD's spread, 0..8 (0 = none) [2]
+  --work DIR                  resumable per-plan results [.frontier/<model>]
+  --out DIR                   schedules and frontier files [schedules/<model>]
+  --only WHAT                 uncached, cached or all [all]
+  -h, --help                  this text`;
 
 function numberList(flag: string, raw: string, integer: boolean): number[] {
   const out = raw.split(",").filter((s) => s.trim()).map((s) => Number(s.trim()));
@@ -63,7 +84,7 @@ function numberList(flag: string, raw: string, integer: boolean): number[] {
 /** Runs the command; returns the exit code. */
 export async function frontierCommand(args: string[]): Promise<number> {
   try {
-    const { flags: f, positional } = parseFlags(args, {
+    const { flags: f, positional, help } = parseFlags(args, {
       model: "string",
       solvers: "string",
       steps: "string",
@@ -81,9 +102,8 @@ export async function frontierCommand(args: string[]): Promise<number> {
       work: "string",
       out: "string",
       only: "string",
-      help: "boolean",
     });
-    if (f.help) {
+    if (help) {
       console.log(USAGE);
       return 0;
     }
@@ -250,7 +270,9 @@ export async function frontierCommand(args: string[]): Promise<number> {
     return 0;
   } catch (e) {
     console.error(
-      e instanceof UsageError ? `${e.message}\n${USAGE}` : `frontier: ${(e as Error).message}`,
+      e instanceof UsageError
+        ? usageMessage("frontier", USAGE, e)
+        : `frontier: ${(e as Error).message}`,
     );
     return e instanceof UsageError ? 2 : 1;
   }

@@ -97,8 +97,9 @@ options (default in brackets):
   --steps N            denoising steps, ${LIMITS.stepsMin}..${LIMITS.stepsMax} [${DEFAULTS.steps}]
   --solver NAME        ${SOLVERS.join(", ")} [${DEFAULTS.solver}]
   --guidance X         classifier-free guidance scale, ${LIMITS.guidanceMin}..${LIMITS.guidanceMax} [${DEFAULTS.guidanceScale}]
-  --cache VALUE        none, auto (the model's shipped schedule for the solver and steps, none
-                       when it ships none), a schedule name or id, or a schedule file [${DEFAULTS.cache}]
+  --cache VALUE        none; auto: the plan with the lowest FD measured on the model's frontier
+                       at this solver and steps, no cache or a shipped schedule (no cache where
+                       none is measured); a schedule name or id; or a schedule file [${DEFAULTS.cache}]
   --backend NAME       ${BACKEND_CHOICES.join(", ")} [auto]
   --model NAME|DIR     a model under models/, or a model folder [emoji-ldm]
   --batch-size N       images per denoising loop with --batch, 1..${MAX_BATCH_SIZE} [${DEFAULT_BATCH_SIZE}]
@@ -106,7 +107,8 @@ options (default in brackets):
 
 A batch file has one JSON object per line, e.g. {"id": "apple", "prompt": "google red apple"},
 with the fields ${LINE_KEYS.join(", ")};
-the flags give the defaults (a sample: examples/prompts.jsonl).
+the flags give the defaults (--negative for negative_prompt, --guidance for guidance_scale;
+a sample: examples/prompts.jsonl).
 Prompts count at most ${LIMITS.promptMaxChars} characters (Unicode code points). The text encoder
 reads a fixed number of tokens (emoji-ldm: 14 words): later words are ignored, with a warning;
 a prompt with no word the model knows is refused.`;

@@ -106,8 +106,11 @@ export function autoWorkerCount(h: HostFacts): number {
 export interface WorkerStatus {
   id: number;
   state: "loading" | "idle" | "busy" | "failed";
-  /** Resident memory its load added to the process, in bytes (measured when it started). */
-  memoryBytes: number | null;
+  /**
+   * Resident memory the process gained while this worker last loaded, in bytes: an RSS delta
+   * measured once per load (start-up, restart), not a live figure; null until it has loaded.
+   */
+  loadMemoryBytes: number | null;
   jobs: number;
   restarts: number;
 }
@@ -132,7 +135,7 @@ interface Slot {
   cancel: Int32Array;
   job?: Running;
   nextJob: number;
-  memoryBytes: number | null;
+  loadMemoryBytes: number | null;
   jobs: number;
   restarts: number;
   /** Settles the current load (ready or failed). */
@@ -228,7 +231,7 @@ export class WorkerPool implements ImageGenerator {
       count = autoWorkerCount({
         cores: navigator.hardwareConcurrency || 1,
         availableBytes: Deno.systemMemoryInfo().available,
-        perWorkerBytes: first.memoryBytes ?? 0,
+        perWorkerBytes: first.loadMemoryBytes ?? 0,
         backend: this.backend,
       });
     } else {
@@ -239,7 +242,7 @@ export class WorkerPool implements ImageGenerator {
       requested: asked,
       cores: navigator.hardwareConcurrency,
       backend: this.backend,
-      firstWorkerMiB: Math.round((first.memoryBytes ?? 0) / 2 ** 20),
+      firstWorkerMiB: Math.round((first.loadMemoryBytes ?? 0) / 2 ** 20),
     });
     for (let i = 1; i < count; i++) {
       const slot = this.#newSlot();
@@ -258,7 +261,7 @@ export class WorkerPool implements ImageGenerator {
       state: "loading",
       cancel: new Int32Array(new SharedArrayBuffer(4)),
       nextJob: 1,
-      memoryBytes: null,
+      loadMemoryBytes: null,
       jobs: 0,
       restarts: 0,
     };
@@ -290,12 +293,12 @@ export class WorkerPool implements ImageGenerator {
     };
     worker.postMessage(msg);
     return done.then(() => {
-      slot.memoryBytes = Math.max(0, rss() - before);
+      slot.loadMemoryBytes = Math.max(0, rss() - before);
       this.#log.info("worker ready", {
         worker: slot.id,
         backend: this.backend,
         loadMs: Math.round(performance.now() - t0),
-        memoryMiB: Math.round(slot.memoryBytes / 2 ** 20),
+        loadMemoryMiB: Math.round(slot.loadMemoryBytes / 2 ** 20),
       });
     });
   }
@@ -582,7 +585,7 @@ export class WorkerPool implements ImageGenerator {
     return this.#slots.map((s) => ({
       id: s.id,
       state: s.state,
-      memoryBytes: s.memoryBytes,
+      loadMemoryBytes: s.loadMemoryBytes,
       jobs: s.jobs,
       restarts: s.restarts,
     }));

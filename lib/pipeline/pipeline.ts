@@ -363,7 +363,8 @@ export class Pipeline {
         x = step.prevSample;
         if (onProgress) {
           const every = opts.previewEvery ?? 0;
-          const preview = every > 0 && ((i + 1) % every === 0 || i + 1 === first.steps)
+          // previews come before the final step, whose image is the result itself
+          const preview = every > 0 && (i + 1) % every === 0 && i + 1 < first.steps
             ? this.preview(step.predOriginal, latent)
             : undefined;
           onProgress({ step: i + 1, steps: first.steps, elapsedMs: elapsed(t0), preview });

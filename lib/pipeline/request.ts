@@ -85,11 +85,11 @@ function text(required: boolean) {
   );
 }
 
-/** One of `values` (`what` names them in the message). */
-function oneOf<const T extends readonly [string, ...string[]]>(values: T, what = "one of") {
+/** One of `values` (`must be one of "a", "b"`; a single value: `must be "a"`). */
+function oneOf<const T extends readonly [string, ...string[]]>(values: T) {
+  const allowed = values.map((v) => `"${v}"`).join(", ");
   return z.enum(values, {
-    error: (i) =>
-      `must be ${what} ${values.map((v) => `"${v}"`).join(", ")}, got ${shown(i.input)}`,
+    error: (i) => `must be ${values.length > 1 ? "one of " : ""}${allowed}, got ${shown(i.input)}`,
   });
 }
 
@@ -149,8 +149,8 @@ export const ImagesApiRequest = z.strictObject({
     /^(auto|\d{1,5}x\d{1,5})$/,
     { error: (i) => `must look like "512x512" or be "auto", got ${shown(i.input)}` },
   ).nullish(),
-  response_format: oneOf(["b64_json"], "").nullish(),
-  output_format: oneOf(["png"], "").nullish(),
+  response_format: oneOf(["b64_json"]).nullish(),
+  output_format: oneOf(["png"]).nullish(),
   background: oneOf(["auto", "opaque"]).nullish(),
   quality: oneOf(["auto", "low", "medium", "high", "standard", "hd"]).nullish(),
   style: oneOf(["vivid", "natural"]).nullish(),

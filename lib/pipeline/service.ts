@@ -18,6 +18,7 @@ import type {
   GenerateResult,
   ImageGenerator,
   ModelInfo,
+  ModelScheduleInfo,
   PlanSpec,
   SolverName,
 } from "../pipeline/types.ts";
@@ -27,6 +28,7 @@ import { Pipeline } from "./pipeline.ts";
 import { loadFastestPipeline } from "./fastest.ts";
 import { DEFAULTS } from "./request.ts";
 import { LatencyModel, type ModelLayout } from "./latency.ts";
+import { scheduleInfo } from "../planning/planner.ts";
 
 /** Fewest steps at which a schedule can reuse a block (step 0 always computes every block). */
 export const MIN_CACHE_STEPS = 2;
@@ -90,8 +92,14 @@ export function describeModel(p: Pipeline): ModelInfo {
       solver: DEFAULTS.solver,
       guidanceScale: DEFAULTS.guidanceScale,
     },
-    // schedules by full id with their measured FD, and the measured frontiers
-    schedules: p.planning.schedules,
+    // schedules by full id with their measured FD (and its prompt count), the measured frontiers
+    schedules: p.schedules.schedules.map((s): ModelScheduleInfo => {
+      const info = scheduleInfo(s);
+      const prompts = s.measured?.prompts;
+      return info.quality && typeof prompts === "number" && Number.isInteger(prompts)
+        ? { ...info, quality: { ...info.quality, prompts } }
+        : info;
+    }),
     frontiers: p.planning.frontiers,
   };
 }

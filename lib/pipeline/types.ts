@@ -34,8 +34,9 @@ export interface GenerateRequest {
   guidanceScale: number;
   solver: SolverName;
   /**
-   * `none`, `auto` (the planner's choice at these steps without a deadline: the best measured
-   * quality, lib/planning/planner.ts `resolveAutoCache`), or a schedule name or file path.
+   * `none`, `auto` (the planner's choice at these steps without a deadline: the plan with the
+   * lowest FD measured on the model's frontier, no cache or a shipped schedule, and no cache where
+   * none is measured; lib/planning/planner.ts `resolveAutoCache`), or a schedule name or file path.
    */
   cache: string;
   /**
@@ -61,7 +62,10 @@ export interface GenerateOptions {
   /** Checked between segments: an aborted generation rejects with the signal's reason. */
   signal?: AbortLike;
   onProgress?: (p: Progress) => void;
-  /** Make a preview PNG for every `previewEvery`-th step (0 = never). */
+  /**
+   * Make a preview PNG at every `previewEvery`-th step before the last (0 = never); the last
+   * step's image is the result itself.
+   */
   previewEvery?: number;
 }
 
@@ -138,7 +142,7 @@ export interface ModelInfo {
   height: number;
   backend: Backend;
   defaults: { steps: number; solver: SolverName; guidanceScale: number };
-  schedules: ScheduleInfo[];
+  schedules: ModelScheduleInfo[];
   /** Every size the model serves (set by the real generator; absent: native only). */
   sizes?: SizeInfo;
   /**
@@ -150,6 +154,15 @@ export interface ModelInfo {
   scheduler?: { className: string | null; solver: SolverName; exact: boolean };
   /** Measured speed–quality frontiers, one per solver at most (`schedules/<model>/<solver>.frontier.json`). */
   frontiers?: Frontier[];
+}
+
+/**
+ * A shipped schedule as a model lists it: what the planner knows of it, plus the number of
+ * prompts its measured FD was computed over (FD depends on it: the schedule files' 256-prompt FD
+ * sits well below a frontier's FD over 128 prompts).
+ */
+export interface ModelScheduleInfo extends ScheduleInfo {
+  quality?: { fd?: number; prompts?: number };
 }
 
 /** What the service needs from the pipeline. */

@@ -14,7 +14,7 @@ import { bodyLimit } from "hono/body-limit";
 import { cors } from "hono/cors";
 import { methodNotAllowed } from "hono/method-not-allowed";
 import type { ServerConfig } from "./config.ts";
-import { ApiError, errorResponse } from "./errors.ts";
+import { ApiError, errorResponse, errorSummary, logFailedRequest } from "./errors.ts";
 import { GenerationJobs } from "./job.ts";
 import { Metrics, routeLabel } from "./metrics.ts";
 import { JobQueue } from "./queue.ts";
@@ -66,6 +66,7 @@ const EXPOSED_HEADERS = [
   "x-queue-wait-ms",
   "x-deadline-ms",
   "x-skipped-fraction",
+  "x-cache-bytes",
   "x-timings",
   "server-timing",
   "preference-applied",
@@ -107,8 +108,20 @@ export function createApp(deps: AppDeps): Hono {
   );
 
   app.use("*", async (c, next) => {
+    const t0 = clock();
     await next();
-    metrics.request(routeLabel(c.req.path), c.res.status);
+    const status = c.res.status;
+    metrics.request(routeLabel(c.req.path), status);
+    // one line per failed, refused or cancelled request (streams log their own: their status is 200)
+    if (status >= 400) {
+      logFailedRequest(log, {
+        method: c.req.method,
+        path: c.req.path,
+        status,
+        ...await errorSummary(c.res),
+        elapsedMs: clock() - t0,
+      });
+    }
   });
   app.use(
     "*",

@@ -11,15 +11,16 @@ import { BACKEND_CHOICES, type BackendChoice } from "../runtime/backend.ts";
 export type { BackendChoice };
 
 /**
- * How `cache: "auto"` is resolved when the deadline allows any plan: `fit` runs without cache when
- * that fits and uses a shipped schedule only to meet the deadline; `prefer` uses the least lossy
- * shipped schedule for the requested steps whenever one exists.
+ * How the service ranks the candidates of `cache: "auto"` (lib/planning/planner.ts): `fit` (the
+ * default) by measured FD alone, so the plan with the lowest measured FD that fits the deadline
+ * wins, cached or not; `prefer` ranks cached plans before uncached ones.
  */
 export type AutoCachePolicy = "fit" | "prefer";
 
 /** Everything the service reads from its environment. */
 export interface ServerConfig {
   port: number;
+  /** The interface to listen on: a host name, or an IPv4 or IPv6 address (without brackets). */
   host: string;
   /** Bearer token every route but `/healthz` requires; null = no auth. */
   apiToken: string | null;
@@ -90,12 +91,42 @@ export function defaultConfig(overrides: Partial<ServerConfig> = {}): ServerConf
 }
 
 function intVar(name: string, raw: string, min: number, max: number): number {
-  if (!/^\d+$/.test(raw)) throw new ConfigError(`${name} must be an integer, got "${raw}"`);
+  if (!/^\d+$/.test(raw)) {
+    throw new ConfigError(
+      `${name} must be a ${min > 0 ? "positive" : "non-negative"} integer (${min} to ${max}), ` +
+        `got "${raw}"`,
+    );
+  }
   const n = Number(raw);
   if (n < min || n > max) {
     throw new ConfigError(`${name} must be between ${min} and ${max}, got ${n}`);
   }
   return n;
+}
+
+/**
+ * Whether `host` is something to listen on: an IPv4 address (four numbers 0..255), an IPv6
+ * address (bare or in brackets), or a DNS host name (RFC 1123 labels; a name whose last label is
+ * all digits is a mistyped IPv4 address, as in the WHATWG URL parser).
+ */
+export function isHostOrAddress(host: string): boolean {
+  if (host.length > 253) return false;
+  if (/^[\d.]+$/.test(host)) {
+    const parts = host.split(".");
+    return parts.length === 4 && parts.every((p) => /^(0|[1-9]\d{0,2})$/.test(p) && +p <= 255);
+  }
+  if (host.includes(":")) {
+    const bare = host.replace(/^\[(.*)\]$/, "$1");
+    if (!/^[0-9A-Fa-f:.]+$/.test(bare)) return false;
+    try {
+      return new URL(`http://[${bare}]/`).hostname !== "";
+    } catch {
+      return false;
+    }
+  }
+  const labels = host.split(".");
+  return labels.every((l) => /^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/.test(l)) &&
+    !/^\d+$/.test(labels.at(-1)!);
 }
 
 function oneOf<T extends string>(name: string, raw: string, allowed: readonly T[]): T {
@@ -119,10 +150,13 @@ export function loadConfig(env: (name: string) => string | undefined): ServerCon
   if (port !== undefined) c.port = intVar("PORT", port, 0, 65535);
   const host = get("HOST");
   if (host !== undefined) {
-    if (!/^[A-Za-z0-9.:\-\[\]]+$/.test(host)) {
-      throw new ConfigError(`HOST must be a host name or IP address, got "${host}"`);
+    if (!isHostOrAddress(host)) {
+      throw new ConfigError(
+        `HOST must be a host name or an IP address (IPv4 such as 127.0.0.1, IPv6 such as ::1), ` +
+          `got "${host.slice(0, 100)}"`,
+      );
     }
-    c.host = host;
+    c.host = host.replace(/^\[(.*)\]$/, "$1"); // Deno.serve takes IPv6 without brackets
   }
   const token = env("API_TOKEN");
   if (token !== undefined && token !== "") {

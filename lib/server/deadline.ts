@@ -45,9 +45,11 @@ function headerSeconds(raw: string): number | null {
   return /^\d+(\.\d+)?$/.test(t) ? Number(t) * 1000 : null;
 }
 
-/** The limit as every message states it. */
-function limitText(maxMs: number): string {
-  return `between 1 and ${maxMs} ms (${maxMs / 1000} s)`;
+/** The limit as every message states it, in the unit of the field that broke it. */
+function limitText(maxMs: number, unit: "ms" | "s"): string {
+  return unit === "ms"
+    ? `between 1 and ${maxMs} ms (${maxMs / 1000} s)`
+    : `between 0.001 and ${maxMs / 1000} s (1 to ${maxMs} ms)`;
 }
 
 /** The `wait` preference's raw value, or undefined when `Prefer` has none (RFC 7240 grammar). */
@@ -68,7 +70,7 @@ export function resolveDeadline(src: DeadlineInputs): DeadlineOutcome {
       return {
         ok: false,
         param: "deadline_ms",
-        message: `deadline_ms must be an integer ${limitText(maxMs)}, got ${
+        message: `deadline_ms must be an integer ${limitText(maxMs, "ms")}, got ${
           JSON.stringify(v)?.slice(0, 40)
         }`,
       };
@@ -81,7 +83,7 @@ export function resolveDeadline(src: DeadlineInputs): DeadlineOutcome {
       return {
         ok: false,
         param: "Request-Timeout",
-        message: `Request-Timeout must be a number of seconds ${limitText(maxMs)}, got "${
+        message: `Request-Timeout must be a number of seconds ${limitText(maxMs, "s")}, got "${
           src.requestTimeout.slice(0, 40)
         }"`,
       };

@@ -8,6 +8,7 @@
  */
 import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
+import type { Logger } from "../io/log.ts";
 
 /** OpenAI-style error classes. */
 export type ErrorType =
@@ -98,4 +99,56 @@ export function errorResponse(err: unknown, onUnexpected: (e: unknown) => void):
     type: "server_error",
     code: "internal_error",
   }).getResponse();
+}
+
+/** What {@link logFailedRequest} states of a request that did not succeed. */
+export interface FailedRequest {
+  method: string;
+  path: string;
+  /** The HTTP status answered (or, in a stream, the status of the `error` event); 499 = cancelled. */
+  status: number;
+  /** The error body's `code` (`queue_full`, `deadline_exceeded`, …), null when it has none. */
+  code: string | null;
+  /** The error body's `message`. */
+  reason: string;
+  /** Milliseconds from arrival to the answer. */
+  elapsedMs: number;
+  /** The failure ended a Server-Sent Events stream (whose HTTP status was 200). */
+  stream?: boolean;
+}
+
+/**
+ * One concise log line per request that failed, was refused or was cancelled (the successes'
+ * counterpart of the `generated` line): `request cancelled` (499, info), `request refused` (other
+ * 4xx, and 503/504: the service's limits, warn) or `request failed` (other 5xx, error).
+ */
+export function logFailedRequest(log: Logger, f: FailedRequest): void {
+  const fields = {
+    method: f.method,
+    path: f.path.slice(0, 200),
+    status: f.status,
+    code: f.code,
+    reason: f.reason.slice(0, 300),
+    elapsedMs: Math.round(f.elapsedMs * 10) / 10,
+    ...(f.stream ? { stream: true } : {}),
+  };
+  if (f.status === 499) log.info("request cancelled", fields);
+  else if (f.status < 500 || f.status === 503 || f.status === 504) {
+    log.warn("request refused", fields);
+  } else log.error("request failed", fields);
+}
+
+/** The `code` and `message` of an OpenAI error body (null code and the status text otherwise). */
+export async function errorSummary(
+  res: Response,
+): Promise<{ code: string | null; reason: string }> {
+  try {
+    const body = await res.clone().json() as Partial<ErrorBody>;
+    if (typeof body.error?.message === "string") {
+      return { code: body.error.code ?? null, reason: body.error.message };
+    }
+  } catch {
+    // not JSON (a HEAD answer has no body): the status says it
+  }
+  return { code: null, reason: res.statusText || `HTTP ${res.status}` };
 }

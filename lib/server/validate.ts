@@ -217,8 +217,14 @@ export function validateGeneration(
   };
 }
 
-/** Preview cadence for the pipeline: every k-th step so about `partialImages` previews come out. */
+/**
+ * Preview cadence for the pipeline (a preview at every k-th step before the last): partial images
+ * are previews before the final image, as in OpenAI's image streaming, so at most
+ * `partialImages` of them fall strictly before the final step, as many as one cadence allows
+ * (`steps` 8, `partialImages` 1: step 4; 20 and 3: steps 5, 10, 15). 0 (none) for no partial
+ * images or a 1-step generation.
+ */
 export function previewEvery(steps: number, partialImages: number): number {
-  if (partialImages <= 0) return 0;
-  return Math.max(1, Math.ceil(steps / partialImages));
+  if (partialImages <= 0 || steps <= 1) return 0;
+  return Math.floor((steps - 1) / (partialImages + 1)) + 1;
 }

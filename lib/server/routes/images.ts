@@ -20,6 +20,7 @@ import { type SSEStreamingApi, streamSSE } from "hono/streaming";
 import { encodeBase64 } from "@std/encoding/base64";
 import type { Admission, GenerationJobs, JobOutcome } from "../job.ts";
 import { parseJsonBody } from "../validate.ts";
+import { ApiError, logFailedRequest } from "../errors.ts";
 
 /** Interval of SSE comment lines while a streamed request waits or runs. */
 export const SSE_KEEPALIVE_MS = 15_000;
@@ -168,6 +169,15 @@ function stream(c: Context, jobs: GenerationJobs, a: Admission, clock: () => num
       if (err.status !== 499 && err.toJSON) {
         send("error", { type: "error", status: err.status, ...err.toJSON() });
       }
+      logFailedRequest(jobs.deps.log, {
+        method: c.req.method,
+        path: c.req.path,
+        status: err.status ?? 500,
+        code: e instanceof ApiError ? e.code : null,
+        reason: e instanceof Error ? e.message : String(e),
+        elapsedMs: clock() - a.receivedAt,
+        stream: true,
+      });
     } finally {
       clearInterval(keepAlive);
       c.req.raw.signal.removeEventListener("abort", onRequestAbort);

@@ -1,7 +1,8 @@
 /**
  * Operations routes: `GET /healthz` (liveness and readiness: the queue, the workers, 503 when no
  * worker can serve or the service is draining), `GET /metrics` (Prometheus text) and
- * `GET /v1/models` (the models and their cache schedules).
+ * `GET /v1/models` (the models, their cache schedules with the FD each measured and on how many
+ * prompts, the frontiers' summary, and the model folders left out).
  *
  * @module
  */
@@ -105,14 +106,18 @@ export function opsRoutes(deps: OpsDeps): Hono {
           solver: s.solver,
           steps: s.steps,
           skipped_fraction: s.skippedFraction,
-          ...(s.quality?.fd !== undefined ? { fd: s.quality.fd } : {}),
+          // the schedule's own measurement (Table 1's scale: FD over its prompt count, 256 for
+          // the shipped ones), not comparable with the frontier's best_fd over its prompts
+          ...(s.quality?.fd !== undefined
+            ? {
+              fd: s.quality.fd,
+              ...(s.quality.prompts !== undefined ? { prompts: s.quality.prompts } : {}),
+            }
+            : {}),
         })),
       })),
-      ...(deps.unavailable?.length
-        ? {
-          unavailable: deps.unavailable.map((u) => ({ id: u.name, reason: u.reason })),
-        }
-        : {}),
+      // model folders left out at start-up, with the reason (empty when none failed)
+      unavailable: (deps.unavailable ?? []).map((u) => ({ id: u.name, reason: u.reason })),
     }));
   return app;
 }

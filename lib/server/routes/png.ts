@@ -35,6 +35,7 @@ export function pngRoutes(jobs: GenerationJobs, clock: () => number): Hono {
         "x-queue-wait-ms": String(plan.queue_wait_ms),
         "x-deadline-ms": String(plan.deadline_ms),
         "x-skipped-fraction": String(plan.skipped_fraction),
+        "x-cache-bytes": String(plan.cache_bytes),
         "x-timings":
           `text_encoder_ms=${t.text_encoder_ms}, unet_ms=${t.unet_ms}, decoder_ms=${t.decoder_ms}, total_ms=${t.total_ms}`,
         "server-timing":
