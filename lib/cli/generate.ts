@@ -97,9 +97,10 @@ options (default in brackets):
   --steps N            denoising steps, ${LIMITS.stepsMin}..${LIMITS.stepsMax} [${DEFAULTS.steps}]
   --solver NAME        ${SOLVERS.join(", ")} [${DEFAULTS.solver}]
   --guidance X         classifier-free guidance scale, ${LIMITS.guidanceMin}..${LIMITS.guidanceMax} [${DEFAULTS.guidanceScale}]
-  --cache VALUE        none; auto: the plan with the lowest FD measured on the model's frontier
-                       at this solver and steps, no cache or a shipped schedule (no cache where
-                       none is measured); a schedule name or id; or a schedule file [${DEFAULTS.cache}]
+  --cache VALUE        none; auto: for this solver and steps, the plan with the lowest FD
+                       measured on the model's frontier, no cache or a shipped schedule (no
+                       cache where none is measured); a schedule name or id; or a schedule
+                       file [${DEFAULTS.cache}]
   --backend NAME       ${BACKEND_CHOICES.join(", ")} [auto]
   --model NAME|DIR     a model under models/, or a model folder [emoji-ldm]
   --batch-size N       images per denoising loop with --batch, 1..${MAX_BATCH_SIZE} [${DEFAULT_BATCH_SIZE}]
