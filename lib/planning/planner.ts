@@ -300,9 +300,9 @@ export function planRequest(req: PlanRequest): PlanOutcome {
     Number.isFinite(c.predictedMs) && c.predictedMs * headroom <= req.budgetMs;
   const strip = ({ id: _id, ...c }: typeof cands[number]): Candidate => c;
   const pinned = req.cache !== "auto" && (req.stepsPinned || req.cache !== "none");
-  const margin = headroom > 1 ? ` with ${headroom.toFixed(2)}x headroom` : "";
+  const margin = headroom > 1 ? `, ${headroom.toFixed(2)}x headroom` : "";
   const budget = Number.isFinite(req.budgetMs)
-    ? `${Math.floor(req.budgetMs)} ms${margin}`
+    ? `${Math.floor(req.budgetMs)} ms left${margin}`
     : "no deadline";
   let idx = -1;
   let reason: PlanReason = "best quality";
@@ -339,7 +339,7 @@ export function planRequest(req: PlanRequest): PlanOutcome {
         reason = "best quality that fits";
         const better = cands[0];
         why =
-          `${describe(c)}: the best ${measured}quality of the plans predicted to fit ${budget}` +
+          `${describe(c)}: the best ${measured}quality of the plans predicted to fit (${budget})` +
           `; ${idx} better plan(s) predicted too slow (best: ${describe(better)}, ` +
           `${Number.isFinite(better.predictedMs) ? Math.ceil(better.predictedMs) : "?"} ms)`;
       }
