@@ -1,9 +1,9 @@
 /**
  * The command lines of every tool (`generate`, `calibrate`, `evaluate`, `frontier`, `manifest`,
- * `split`, `bench`, `thumbnails`, `compile`, `build`): `node:util` `parseArgs` in strict mode, plus typed values and
- * errors that name the flag. Every command answers `--help` / `-h` with its usage (exit 0) and a
- * bad command line with one message naming the flag (exit 2; the usage follows when the flag
- * itself is unknown or lacks its value). No stack traces.
+ * `split`, `bench`, `thumbnails`, `compile`, `build`): `node:util` `parseArgs` in strict mode,
+ * plus typed values and errors that name the flag. Every command answers `--help` / `-h` with
+ * its usage (exit 0) and a bad command line with one message naming the flag (exit 2; the usage
+ * follows when the flag itself is unknown or lacks its value). No stack traces.
  *
  * @module
  */
