@@ -38,7 +38,7 @@ import {
   PromptError,
   truncationWarning,
 } from "../model/prompt.ts";
-import { loadTokenizer, type Tokenizer } from "../model/tokenizer.ts";
+import type { Tokenizer } from "../model/tokenizer.ts";
 import { Pipeline } from "../pipeline/pipeline.ts";
 import {
   DEFAULTS,
@@ -443,7 +443,7 @@ export async function generateCommand(
   let tokenizer: Tokenizer;
   try {
     await (opts.verify ?? verifyModelFolder)(plan.modelDir);
-    tokenizer = await loadTokenizer((await readModelFolder(plan.modelDir)).tokenizerDir);
+    tokenizer = (await readModelFolder(plan.modelDir)).tokenizer;
   } catch (e) {
     return fail(`cannot load the model ${plan.modelDir}: ${(e as Error).message}`, 1);
   }

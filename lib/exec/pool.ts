@@ -30,7 +30,7 @@ import type {
 import { type BackendChoice, resolveBackend } from "../runtime/backend.ts";
 import { isGuided } from "../solvers/guidance.ts";
 import { readModelFolder } from "../model/folder.ts";
-import { loadTokenizer, type Tokenizer } from "../model/tokenizer.ts";
+import type { Tokenizer } from "../model/tokenizer.ts";
 import { CANCEL_SLOT, type FromWorker, type ToWorker } from "./protocol.ts";
 
 /** A worker failed while running a job (crash, hang, broken runtime); the job did not finish. */
@@ -213,7 +213,7 @@ export class WorkerPool implements ImageGenerator {
   async #startAll(): Promise<void> {
     for (const dir of this.#opts.modelDirs) {
       const folder = await readModelFolder(dir);
-      this.#tokenizers.set(folder.name, await loadTokenizer(folder.tokenizerDir));
+      this.#tokenizers.set(folder.name, folder.tokenizer);
     }
     // Resolve the backend once here: workers then load exactly it (no probe, no log line each),
     // except `auto` on a hardware adapter, where each model races WebGPU against wasm.

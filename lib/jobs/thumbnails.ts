@@ -24,7 +24,7 @@ import { sha256Bytes, sha256File } from "../io/hash.ts";
 import { errorFields, type Logger, silentLogger } from "../io/log.ts";
 import { outputSize, readModelFolder } from "../model/folder.ts";
 import { assertPromptUsable, PromptError, truncationWarning } from "../model/prompt.ts";
-import { loadTokenizer, type Tokenizer } from "../model/tokenizer.ts";
+import type { Tokenizer } from "../model/tokenizer.ts";
 import { parseFields, Prompt, Seed, Steps } from "../pipeline/request.ts";
 import { z } from "zod";
 import type { GenerateRequest, ImageGenerator } from "../pipeline/types.ts";
@@ -233,7 +233,7 @@ export async function readJobModel(dir: string): Promise<JobModel> {
   return {
     name: folder.name,
     size: outputSize(folder),
-    tokenizer: await loadTokenizer(folder.tokenizerDir),
+    tokenizer: folder.tokenizer,
   };
 }
 

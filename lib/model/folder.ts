@@ -1,8 +1,8 @@
 /**
  * A model folder in optimum's Stable Diffusion layout (`model_index.json`, `scheduler/`,
  * `tokenizer/`, `text_encoder/`, `unet/` as a block-split UNet, `vae_decoder/`), read and checked
- * into plain data: paths, configs, the UNet's input contract and the sizes it serves — no sessions.
- * The default model and a user's SD export load alike.
+ * into plain data: paths, configs, the tokenizer, the UNet's input contract and the sizes it
+ * serves — no sessions. The default model and a user's SD export load alike.
  *
  * {@link readModelFolder} checks everything that can be checked without onnxruntime, so that a
  * bad folder is refused with its name and reason before any session exists: the JSON files, the
@@ -24,7 +24,7 @@ import { permissionAdvice } from "../io/permissions.ts";
 import { readOnnxSignature } from "../onnx/signature.ts";
 import { validateSplitManifest } from "../unet/split_manifest.ts";
 import type { SplitManifest } from "../unet/split_manifest.ts";
-import { loadTokenizer } from "./tokenizer.ts";
+import { loadTokenizer, type Tokenizer } from "./tokenizer.ts";
 import { type SizeSupport, sizeSupport } from "./sizes.ts";
 import { type UNetInputContract, unetInputContract } from "./unet_inputs.ts";
 
@@ -43,7 +43,8 @@ export interface ModelFolder {
   /** `_class_name` of the scheduler config (null when absent) and the solver that serves it. */
   schedulerClass: string | null;
   schedulerMapping: SchedulerClassMapping;
-  tokenizerDir: string;
+  /** Loaded from `tokenizer/` (pure TypeScript, no runtime). */
+  tokenizer: Tokenizer;
   textEncoderFile: string;
   /** Element type of the text encoder's `input_ids` (`int32` or `int64`). */
   inputIdsDType: "int32" | "int64";
@@ -253,7 +254,7 @@ async function read(dir: string): Promise<ModelFolder> {
       ? schedulerJson._class_name
       : null,
     schedulerMapping,
-    tokenizerDir: `${dir}/tokenizer`,
+    tokenizer,
     textEncoderFile,
     inputIdsDType: ids.dtype,
     textEncoderOutput: out.name,

@@ -12,7 +12,7 @@ import type { Schedule } from "../cache/schedule.ts";
 import { encodePng, nchwToRgba, type RgbaImage } from "../image/png.ts";
 import { previewPng } from "../image/preview.ts";
 import { type ModelFolder, readModelFolder } from "../model/folder.ts";
-import { loadTokenizer, type Tokenizer } from "../model/tokenizer.ts";
+import type { Tokenizer } from "../model/tokenizer.ts";
 import { analyzePrompt } from "../model/prompt.ts";
 import { type ImageSize, type LatentShape, latentShapeOf } from "../model/sizes.ts";
 import { timestepTensor } from "../model/unet_inputs.ts";
@@ -127,7 +127,6 @@ export class Pipeline {
     const log = opts.log ?? console.log;
     const model = await readModelFolder(modelDir);
     const { backend } = await resolveBackend(opts.backend ?? "auto", log);
-    const tokenizer = await loadTokenizer(model.tokenizerDir);
     const schedulesDir = opts.schedulesDir ??
       new URL(`../../schedules/${model.name}`, import.meta.url).pathname;
     const schedules = await ScheduleRegistry.load(schedulesDir, model.name);
@@ -140,7 +139,7 @@ export class Pipeline {
     const { width, height } = model.sizes.native;
     const native = latentShapeOf(model.sizes, model.sizes.native);
     checkMemory(
-      estimateMemory(memory, planShape(model, tokenizer, native, 1, true), backend),
+      estimateMemory(memory, planShape(model, model.tokenizer, native, 1, true), backend),
       `${model.name} (one guided ${width}x${height} image)`,
       model.split.precision,
     );
@@ -156,7 +155,7 @@ export class Pipeline {
       return new Pipeline(
         model,
         backend,
-        tokenizer,
+        model.tokenizer,
         textEncoder,
         unet,
         vaeDecoder,
