@@ -173,7 +173,6 @@ async function read(dir: string): Promise<ModelFolder> {
 
   const split = await readSplit(dir);
   const unetInputs = unetInputContract(split.inputs, split.outputs);
-  const hidden = split.inputs.find((i) => i.name === "encoder_hidden_states")!;
 
   const textEncoderFile = `${dir}/text_encoder/model.onnx`;
   const te = await readOnnxSignature(textEncoderFile, "text_encoder/model.onnx");
@@ -197,7 +196,7 @@ async function read(dir: string): Promise<ModelFolder> {
       `text_encoder takes ${seq} tokens, tokenizer/tokenizer_config.json model_max_length is ${tokenizer.maxLength}`,
     );
   }
-  const width = fixedDim(out.shape[2]), wanted = fixedDim(hidden.shape[2]);
+  const width = fixedDim(out.shape[2]), wanted = unetInputs.crossAttentionDim;
   if (width !== undefined && wanted !== undefined && width !== wanted) {
     throw new Error(
       `text_encoder gives ${width}-wide embeddings, the UNet's encoder_hidden_states are ${wanted} wide ` +
