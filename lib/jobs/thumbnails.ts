@@ -22,7 +22,7 @@ import { isTempFile, TEMP_PREFIX, writeFileAtomic } from "../io/atomic.ts";
 import { statOrUndefined } from "../io/fs.ts";
 import { sha256Bytes, sha256File } from "../io/hash.ts";
 import { errorFields, type Logger, silentLogger } from "../io/log.ts";
-import { outputSize, readModelFolder } from "../model/folder.ts";
+import { readModelFolder } from "../model/folder.ts";
 import { assertPromptUsable, PromptError, truncationWarning } from "../model/prompt.ts";
 import type { Tokenizer } from "../model/tokenizer.ts";
 import { parseFields, Prompt, Seed, Steps } from "../pipeline/request.ts";
@@ -232,7 +232,7 @@ export async function readJobModel(dir: string): Promise<JobModel> {
   const folder = await readModelFolder(dir);
   return {
     name: folder.name,
-    size: outputSize(folder),
+    size: folder.imageSize,
     tokenizer: folder.tokenizer,
   };
 }

@@ -275,11 +275,6 @@ function numberOr(x: unknown, fallback: number): number {
   return typeof x === "number" && Number.isInteger(x) && x > 0 ? x : fallback;
 }
 
-/** Side in pixels of the images the model makes (the latent side for a pixel-space model). */
-export function outputSize(m: ModelFolder): number {
-  return m.vaeDecoderFile ? m.imageSize : m.latentSize;
-}
-
 /** The model listed first (the service's default) when its folder is present. */
 export const DEFAULT_MODEL = "emoji-ldm";
 
