@@ -18,6 +18,7 @@ import { JobQueue, queuedGenerator } from "./lib/server/queue.ts";
 import {
   checkThumbnailJobs,
   type CronFn,
+  type JobModel,
   JobStats,
   registerThumbnailCrons,
   type ThumbnailJob,
@@ -25,7 +26,12 @@ import {
 import { WorkerPool, type WorkerStatus } from "./lib/exec/pool.ts";
 import { isFile } from "./lib/io/fs.ts";
 import { listenAddress, listenRefusal, permissionAdvice } from "./lib/io/permissions.ts";
-import { checkModelFolder, modelFolders } from "./lib/model/folder.ts";
+import {
+  type ModelFolder,
+  ModelFolderError,
+  modelFolders,
+  readModelFolder,
+} from "./lib/model/folder.ts";
 import { verifyModelFolder } from "./lib/model/manifest.ts";
 import { basename } from "node:path";
 
@@ -149,25 +155,25 @@ export interface UnavailableModel {
  * The start-up check of the model folders, before any session is created: every file each
  * folder's manifest lists has its recorded size and sha256, and the folder is one the pipeline
  * can load (configs, tokenizer, graphs' inputs and outputs, the timestep contract: see
- * `checkModelFolder`). Returns the folders that pass and, by name and reason, those that do not
- * (the service starts without them; with none, it does not start).
+ * `readModelFolder`). Returns the folders that pass, as paths (`ok`) and as read (`folders`, for
+ * the jobs check and the pool, which then need not read them again), and, by name and reason,
+ * those that do not (the service starts without them; with none, it does not start).
  */
 export async function checkModelFolders(
   dirs: string[],
-): Promise<{ ok: string[]; unavailable: UnavailableModel[] }> {
-  const ok: string[] = [];
+): Promise<{ ok: string[]; folders: ModelFolder[]; unavailable: UnavailableModel[] }> {
+  const folders: ModelFolder[] = [];
   const unavailable: UnavailableModel[] = [];
   for (const dir of dirs) {
     try {
       await verifyModelFolder(dir);
-      const reason = await checkModelFolder(dir);
-      if (reason === null) ok.push(dir);
-      else unavailable.push({ name: basename(dir), dir, reason });
+      folders.push(await readModelFolder(dir));
     } catch (e) {
-      unavailable.push({ name: basename(dir), dir, reason: (e as Error).message });
+      const reason = e instanceof ModelFolderError ? e.reason : (e as Error).message;
+      unavailable.push({ name: basename(dir), dir, reason });
     }
   }
-  return { ok, unavailable };
+  return { ok: folders.map((f) => f.dir), folders, unavailable };
 }
 
 /**
@@ -177,7 +183,7 @@ export async function checkModelFolders(
  */
 export async function loadJobs(
   config: ServerConfig,
-  modelDirs: string[],
+  models: (string | JobModel)[],
   log: Logger,
 ): Promise<ThumbnailJob[]> {
   const file = config.thumbnailsFile;
@@ -186,7 +192,7 @@ export async function loadJobs(
     log.info("no thumbnails file; no cron jobs", { file });
     return [];
   }
-  const { jobs, warnings } = await checkThumbnailJobs(file, modelDirs);
+  const { jobs, warnings } = await checkThumbnailJobs(file, models);
   for (const w of warnings) log.warn(w);
   return jobs;
 }
@@ -230,20 +236,20 @@ async function main(): Promise<void> {
     });
     Deno.exit(1);
   }
-  const { ok, unavailable } = await checkModelFolders(dirs);
+  const { folders, unavailable } = await checkModelFolders(dirs);
   for (const u of unavailable) {
     log.error("model unavailable: it failed its start-up check", {
       model: u.name,
       reason: u.reason,
     });
   }
-  if (ok.length === 0) {
+  if (folders.length === 0) {
     log.error("start-up failed: no model passed its start-up check");
     Deno.exit(1);
   }
   let jobs: ThumbnailJob[];
   try {
-    jobs = await loadJobs(config, ok, log);
+    jobs = await loadJobs(config, folders, log);
   } catch (e) {
     log.error("start-up failed: the cron jobs file is invalid", errorFields(e));
     Deno.exit(1);
@@ -251,7 +257,7 @@ async function main(): Promise<void> {
   let pool: WorkerPool;
   try {
     pool = await WorkerPool.start({
-      modelDirs: ok,
+      modelDirs: folders,
       backend: config.backend,
       workers: config.workers,
       logger: log,

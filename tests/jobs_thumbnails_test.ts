@@ -8,7 +8,6 @@ import {
   JobStats,
   loadThumbnailJobs,
   parseThumbnailJobs,
-  readJobModel,
   registerThumbnailCrons,
   runAllThumbnailJobs,
   runThumbnailJob,
@@ -17,6 +16,7 @@ import {
   type ThumbnailJob,
 } from "../lib/jobs/thumbnails.ts";
 import { TEMP_PREFIX, writeFileAtomic } from "../lib/io/atomic.ts";
+import { readModelFolder } from "../lib/model/folder.ts";
 import { memoryLogger } from "../lib/io/log.ts";
 import type { ImageGenerator } from "../lib/pipeline/types.ts";
 import { testGenerator } from "./support/generator.ts";
@@ -148,8 +148,8 @@ Deno.test("loadThumbnailJobs names the file with the job", async () => {
 const MODEL_DIR = new URL("../models/emoji-ldm", import.meta.url).pathname;
 
 Deno.test("checkJobModels: unknown model, wrong size, prompts with no known token; truncation warned", async () => {
-  const model = await readJobModel(MODEL_DIR);
-  assertEquals([model.name, model.size], ["emoji-ldm", 64]);
+  const model = await readModelFolder(MODEL_DIR);
+  assertEquals([model.name, model.imageSize], ["emoji-ldm", 64]);
   const base: ThumbnailJob = {
     name: "j",
     cron: "0 3 * * *",

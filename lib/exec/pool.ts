@@ -29,7 +29,7 @@ import type {
 } from "../pipeline/types.ts";
 import { type BackendChoice, resolveBackend } from "../runtime/backend.ts";
 import { isGuided } from "../solvers/guidance.ts";
-import { readModelFolder } from "../model/folder.ts";
+import { type ModelFolder, readModelFolder } from "../model/folder.ts";
 import type { Tokenizer } from "../model/tokenizer.ts";
 import { CANCEL_SLOT, type FromWorker, type ToWorker } from "./protocol.ts";
 
@@ -53,8 +53,11 @@ export class PoolClosed extends Error {
 
 /** Options of {@link WorkerPool.start}. */
 export interface PoolOptions {
-  /** The model folders to serve, the default first (see `modelFolders`). */
-  modelDirs: string[];
+  /**
+   * The model folders to serve, the default first (see `modelFolders`): paths, or folders the
+   * start-up check already read (`readModelFolder`), which are not read again.
+   */
+  modelDirs: (string | ModelFolder)[];
   backend: BackendChoice;
   /** How many workers; `"auto"`: see {@link autoWorkerCount}. */
   workers: number | "auto";
@@ -211,8 +214,8 @@ export class WorkerPool implements ImageGenerator {
   }
 
   async #startAll(): Promise<void> {
-    for (const dir of this.#opts.modelDirs) {
-      const folder = await readModelFolder(dir);
+    for (const m of this.#opts.modelDirs) {
+      const folder = typeof m === "string" ? await readModelFolder(m) : m;
       this.#tokenizers.set(folder.name, folder.tokenizer);
     }
     // Resolve the backend once here: workers then load exactly it (no probe, no log line each),
@@ -285,7 +288,7 @@ export class WorkerPool implements ImageGenerator {
     worker.onmessageerror = () => this.#onCrash(slot, worker, "a worker message could not be read");
     const msg: ToWorker = {
       type: "load",
-      modelDirs: this.#opts.modelDirs,
+      modelDirs: this.#opts.modelDirs.map((m) => typeof m === "string" ? m : m.dir),
       backend: this.#opts.backend,
       schedulesRoot: this.#opts.schedulesRoot,
       cancel: slot.cancel.buffer as SharedArrayBuffer,

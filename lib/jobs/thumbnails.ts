@@ -22,9 +22,8 @@ import { isTempFile, TEMP_PREFIX, writeFileAtomic } from "../io/atomic.ts";
 import { statOrUndefined } from "../io/fs.ts";
 import { sha256Bytes, sha256File } from "../io/hash.ts";
 import { errorFields, type Logger, silentLogger } from "../io/log.ts";
-import { readModelFolder } from "../model/folder.ts";
+import { type ModelFolder, readModelFolder } from "../model/folder.ts";
 import { assertPromptUsable, PromptError, truncationWarning } from "../model/prompt.ts";
-import type { Tokenizer } from "../model/tokenizer.ts";
 import { parseFields, Prompt, Seed, Steps } from "../pipeline/request.ts";
 import { z } from "zod";
 import type { GenerateRequest, ImageGenerator } from "../pipeline/types.ts";
@@ -219,23 +218,11 @@ export async function checkJobOutputs(jobs: ThumbnailJob[], file = "thumbnails")
   }
 }
 
-/** What the start-up check needs to know of a model: no sessions, just files. */
-export interface JobModel {
-  name: string;
-  /** Side in pixels of the images it makes. */
-  size: number;
-  tokenizer: Tokenizer;
-}
-
-/** Reads a model folder's name, output size and tokenizer (cheap: no ONNX sessions). */
-export async function readJobModel(dir: string): Promise<JobModel> {
-  const folder = await readModelFolder(dir);
-  return {
-    name: folder.name,
-    size: folder.imageSize,
-    tokenizer: folder.tokenizer,
-  };
-}
+/**
+ * What the start-up check needs to know of a model (its name, the side in pixels of the images it
+ * makes, its tokenizer): part of the {@link ModelFolder} `readModelFolder` reads, no sessions.
+ */
+export type JobModel = Pick<ModelFolder, "name" | "imageSize" | "tokenizer">;
 
 /**
  * Checks each job against the models that will serve it (`models[0]` is the default): the model
@@ -259,7 +246,7 @@ export function checkJobModels(
         })`,
       );
     }
-    const native = `${model.size}x${model.size}`;
+    const native = `${model.imageSize}x${model.imageSize}`;
     if (job.size !== native) {
       throw new JobsFileError(`${at}.size: ${job.size} is not ${model.name}'s size (${native})`);
     }
@@ -283,17 +270,18 @@ export function checkJobModels(
 /**
  * Everything start-up checks of a jobs file before serving, in one call: reads and validates it
  * ({@link loadThumbnailJobs}), checks the output folders ({@link checkJobOutputs}) and, given the
- * model folders that will be served (the default first), the models, sizes and prompts
- * ({@link checkJobModels}). Returns the jobs and the truncation warnings; throws `JobsFileError`.
+ * model folders that will be served (the default first; paths, or folders already read, which are
+ * not read again), the models, sizes and prompts ({@link checkJobModels}). Returns the jobs and the
+ * truncation warnings; throws `JobsFileError`.
  */
 export async function checkThumbnailJobs(
   file: string,
-  modelDirs: string[],
+  models: (string | JobModel)[],
 ): Promise<{ jobs: ThumbnailJob[]; warnings: string[] }> {
   const jobs = await loadThumbnailJobs(file);
   await checkJobOutputs(jobs, file);
-  const models = await Promise.all(modelDirs.map(readJobModel));
-  return { jobs, warnings: checkJobModels(jobs, models, file) };
+  const read = await Promise.all(models.map((m) => typeof m === "string" ? readModelFolder(m) : m));
+  return { jobs, warnings: checkJobModels(jobs, read, file) };
 }
 
 /** FNV-1a hash of a string (32-bit): stable seeds and file names for prompts. */
