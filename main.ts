@@ -12,6 +12,7 @@
 import { ConfigError, defaultConfig, loadConfig, type ServerConfig } from "./lib/server/config.ts";
 import { createApp } from "./lib/server/app.ts";
 import type { ImageGenerator } from "./lib/pipeline/types.ts";
+import type { FailedModel } from "./lib/pipeline/service.ts";
 import { errorFields, jsonLogger, type Logger } from "./lib/io/log.ts";
 import { Metrics } from "./lib/server/metrics.ts";
 import { JobQueue, queuedGenerator } from "./lib/server/queue.ts";
@@ -62,7 +63,7 @@ export interface StartOptions {
   /** Cron jobs to register (already loaded and checked: {@link loadJobs}). */
   jobs?: ThumbnailJob[];
   /** Model folders that failed their start-up check (reported, not served). */
-  unavailable?: UnavailableModel[];
+  unavailable?: FailedModel[];
   /** `Deno.cron` or a stand-in (default `Deno.cron`). */
   cron?: CronFn;
   /** Called once the server listens. */
@@ -144,13 +145,6 @@ export async function startService(opts: StartOptions): Promise<Service> {
   return { addr, queue, metrics, server, shutdown };
 }
 
-/** A model folder that failed its start-up check, and why (reported by `/healthz` and `/v1/models`). */
-export interface UnavailableModel {
-  name: string;
-  dir: string;
-  reason: string;
-}
-
 /**
  * The start-up check of the model folders, before any session is created: every file each
  * folder's manifest lists has its recorded size and sha256, and the folder is one the pipeline
@@ -161,9 +155,9 @@ export interface UnavailableModel {
  */
 export async function checkModelFolders(
   dirs: string[],
-): Promise<{ ok: string[]; folders: ModelFolder[]; unavailable: UnavailableModel[] }> {
+): Promise<{ ok: string[]; folders: ModelFolder[]; unavailable: FailedModel[] }> {
   const folders: ModelFolder[] = [];
-  const unavailable: UnavailableModel[] = [];
+  const unavailable: FailedModel[] = [];
   for (const dir of dirs) {
     try {
       await verifyModelFolder(dir);

@@ -19,6 +19,7 @@
  */
 import { errorFields, type Logger, silentLogger } from "../io/log.ts";
 import { LatencyModel, type ModelLayout } from "../pipeline/latency.ts";
+import type { FailedModel } from "../pipeline/service.ts";
 import type {
   GenerateRequest,
   GenerateResult,
@@ -174,7 +175,7 @@ export class WorkerPool implements ImageGenerator {
   #slots: Slot[] = [];
   #waiters: Waiter[] = [];
   #models: ModelInfo[] = [];
-  #failed: { name: string; dir: string; reason: string }[] = [];
+  #failed: FailedModel[] = [];
   #tokenizers = new Map<string, Tokenizer>();
   #latency!: LatencyModel;
   #closed = false;
@@ -574,7 +575,7 @@ export class WorkerPool implements ImageGenerator {
   }
 
   /** Model folders the workers could not load, with the reason (the others are served). */
-  unavailable(): { name: string; dir: string; reason: string }[] {
+  unavailable(): FailedModel[] {
     return [...this.#failed];
   }
 

@@ -9,6 +9,7 @@
  */
 import type { BackendChoice } from "../runtime/backend.ts";
 import type { ModelLayout } from "../pipeline/latency.ts";
+import type { FailedModel } from "../pipeline/service.ts";
 import type { GenerateRequest, GenerateResult, ModelInfo, Progress } from "../pipeline/types.ts";
 
 /** Index in the cancel `Int32Array`: holds the id of the job to stop (0 = none). */
@@ -64,7 +65,7 @@ export type FromWorker =
     warmUp: { model: string; result: Pick<GenerateResult, "profile" | "timings" | "steps"> }[];
     loadMs: number;
     /** Model folders that failed to load (the others are served). */
-    failed: { name: string; dir: string; reason: string }[];
+    failed: FailedModel[];
   }
   | { type: "load-failed"; message: string }
   | { type: "progress"; job: number; progress: Progress }
