@@ -64,7 +64,6 @@ export function serveWorker(scope: WorkerScope, early: MessageEvent[]): void {
 
   async function handle(msg: ToWorker): Promise<void> {
     if (msg.type === "load") {
-      const t0 = performance.now();
       try {
         flag = new Int32Array(msg.cancel);
         const { loaded, failed } = await loadPipelines(
@@ -77,9 +76,9 @@ export function serveWorker(scope: WorkerScope, early: MessageEvent[]): void {
           throw new Error(failed.map((f) => `model ${f.name}: ${f.reason}`).join("; "));
         }
         generator = new PipelineGenerator(loaded);
-        const warmUp = msg.warmUp === "none"
-          ? []
-          : await generator.warmUp({ maxRuns: msg.warmUp === "compile" ? 0 : undefined });
+        const warmUp = await generator.warmUp({
+          maxRuns: msg.warmUp === "compile" ? 0 : undefined,
+        });
         post({
           type: "ready",
           models: generator.pipelines.map((p) => ({
@@ -93,7 +92,6 @@ export function serveWorker(scope: WorkerScope, early: MessageEvent[]): void {
             model,
             result: { profile: result.profile, timings: result.timings, steps: result.steps },
           })),
-          loadMs: performance.now() - t0,
           failed,
         });
       } catch (e) {

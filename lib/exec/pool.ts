@@ -10,7 +10,8 @@
  * - A generation goes to an idle worker (callers wait in FIFO order when none is); progress
  *   events, previews and results come back as messages with their buffers transferred.
  * - Cancellation reaches a busy worker through a `SharedArrayBuffer` flag read between UNet
- *   segments; a worker that does not stop within `cancelGraceMs` is terminated and replaced.
+ *   segments; a worker that does not stop within `CANCEL_GRACE_MS` (5 s) is terminated and
+ *   replaced.
  * - A worker that crashes, stops sending messages for longer than its watchdog allows, or
  *   reports a broken runtime fails its job with {@link WorkerFailed} and is replaced; the other
  *   workers keep serving.
@@ -64,20 +65,20 @@ export interface PoolOptions {
   workers: number | "auto";
   /** Root of the schedules folders (`<root>/<model>/`); default the repository's `schedules/`. */
   schedulesRoot?: string;
-  /**
-   * Warm the first worker's request path until predictions are calibrated (and run one short
-   * compile-and-allocate generation on every later or replacement worker) before it takes jobs
-   * (default true).
-   */
-  warmUp?: boolean;
   logger?: Logger;
-  /** Least time without a message from a busy worker before it counts as hung (default 30 s; a job predicted to take longer gets twice its prediction). */
-  stallMs?: number;
-  /** How long a cancelled job may take to stop before its worker is replaced (default 5 s). */
-  cancelGraceMs?: number;
-  /** The worker module (default `worker.ts` beside this file). */
-  workerUrl?: URL;
 }
+
+/**
+ * Least time without a message from a busy worker before it counts as hung (a job predicted to
+ * take longer gets twice its prediction).
+ */
+const STALL_MS = 30_000;
+
+/** How long a cancelled job may take to stop before its worker is replaced. */
+const CANCEL_GRACE_MS = 5_000;
+
+/** The worker module. */
+const WORKER_URL = new URL("./worker.ts", import.meta.url);
 
 /** What decides the default worker count. */
 export interface HostFacts {
@@ -180,22 +181,13 @@ export class WorkerPool implements ImageGenerator {
   #latency!: LatencyModel;
   #closed = false;
   #log: Logger;
-  #opts: Required<Omit<PoolOptions, "schedulesRoot" | "logger">> & { schedulesRoot?: string };
+  #opts: PoolOptions;
   /** The backend the workers run on (resolved by the first one). */
   backend: "wasm" | "webgpu" = "wasm";
 
   private constructor(opts: PoolOptions) {
     this.#log = opts.logger ?? silentLogger;
-    this.#opts = {
-      modelDirs: opts.modelDirs,
-      backend: opts.backend,
-      workers: opts.workers,
-      schedulesRoot: opts.schedulesRoot,
-      warmUp: opts.warmUp ?? true,
-      stallMs: opts.stallMs ?? 30_000,
-      cancelGraceMs: opts.cancelGraceMs ?? 5_000,
-      workerUrl: opts.workerUrl ?? new URL("./worker.ts", import.meta.url),
-    };
+    this.#opts = { ...opts };
   }
 
   /**
@@ -278,7 +270,7 @@ export class WorkerPool implements ImageGenerator {
     const before = rss();
     const t0 = performance.now();
     slot.state = "loading";
-    const worker = new WebWorker(this.#opts.workerUrl, { type: "module" });
+    const worker = new WebWorker(WORKER_URL, { type: "module" });
     slot.worker = worker;
     const done = new Promise<void>((resolve, reject) => (slot.loaded = { resolve, reject }));
     worker.onmessage = (e: MessageEvent<FromWorker>) => this.#onMessage(slot, worker, e.data);
@@ -293,7 +285,8 @@ export class WorkerPool implements ImageGenerator {
       backend: this.#opts.backend,
       schedulesRoot: this.#opts.schedulesRoot,
       cancel: slot.cancel.buffer as SharedArrayBuffer,
-      warmUp: !this.#opts.warmUp ? "none" : this.#models.length === 0 ? "calibrate" : "compile",
+      // the first worker calibrates the predictions; later and replacement ones only compile
+      warmUp: this.#models.length === 0 ? "calibrate" : "compile",
     };
     worker.postMessage(msg);
     return done.then(() => {
@@ -538,10 +531,7 @@ export class WorkerPool implements ImageGenerator {
         reject,
         onProgress: opts.onProgress,
         signal: opts.signal,
-        stallLimitMs: Math.max(
-          this.#opts.stallMs,
-          Number.isFinite(predicted) ? 2 * predicted : 0,
-        ),
+        stallLimitMs: Math.max(STALL_MS, Number.isFinite(predicted) ? 2 * predicted : 0),
       };
       slot.job = job;
       Atomics.store(slot.cancel, CANCEL_SLOT, 0);
@@ -550,9 +540,9 @@ export class WorkerPool implements ImageGenerator {
           Atomics.store(slot.cancel, CANCEL_SLOT, id);
           job.cancelTimer = setTimeout(() => {
             if (slot.job === job) {
-              this.#replace(slot, `job ${id} did not stop within ${this.#opts.cancelGraceMs} ms`);
+              this.#replace(slot, `job ${id} did not stop within ${CANCEL_GRACE_MS} ms`);
             }
-          }, this.#opts.cancelGraceMs);
+          }, CANCEL_GRACE_MS);
         };
         opts.signal.addEventListener("abort", job.onAbort, { once: true });
       }

@@ -16,7 +16,7 @@ import type { GenerateRequest, GenerateResult, ModelInfo, Progress } from "../pi
 export const CANCEL_SLOT = 0;
 
 /** How much a worker warms up before it is ready (see `load`). */
-export type WarmUp = "calibrate" | "compile" | "none";
+export type WarmUp = "calibrate" | "compile";
 
 /** Main → worker. */
 export type ToWorker =
@@ -32,7 +32,7 @@ export type ToWorker =
     /**
      * Before answering `ready`: `calibrate` warms the request path until predictions are
      * calibrated; `compile` runs one short generation (compilation, allocation) only, for workers
-     * whose figures the pool already has; `none` skips it.
+     * whose figures the pool already has.
      */
     warmUp: WarmUp;
   }
@@ -63,7 +63,6 @@ export type FromWorker =
     models: LoadedModel[];
     /** Generations run while warming up (the pool's predictor learns from them). */
     warmUp: { model: string; result: Pick<GenerateResult, "profile" | "timings" | "steps"> }[];
-    loadMs: number;
     /** Model folders that failed to load (the others are served). */
     failed: FailedModel[];
   }
