@@ -246,7 +246,6 @@ export class WorkerPool implements ImageGenerator {
         await this.#load(slot);
       } catch (e) {
         this.#log.error("worker failed to start", { worker: slot.id, ...errorFields(e) });
-        slot.state = "failed";
       }
     }
   }
@@ -326,11 +325,7 @@ export class WorkerPool implements ImageGenerator {
         return;
       }
       case "load-failed": {
-        worker.terminate();
-        slot.worker = undefined;
-        slot.state = "failed";
-        slot.loaded?.reject(new Error(m.message));
-        slot.loaded = undefined;
+        this.#loadFailed(slot, worker, m.message);
         return;
       }
       case "progress": {
@@ -396,15 +391,17 @@ export class WorkerPool implements ImageGenerator {
 
   #onCrash(slot: Slot, worker: Worker, why: string): void {
     if (slot.worker !== worker) return;
-    if (slot.state === "loading" && slot.loaded) {
-      worker.terminate();
-      slot.worker = undefined;
-      slot.state = "failed";
-      slot.loaded.reject(new Error(why));
-      slot.loaded = undefined;
-      return;
-    }
-    this.#replace(slot, why);
+    if (slot.state === "loading" && slot.loaded) this.#loadFailed(slot, worker, why);
+    else this.#replace(slot, why);
+  }
+
+  /** The slot's worker failed while loading: it is terminated, the slot failed, the load rejected. */
+  #loadFailed(slot: Slot, worker: Worker, why: string): void {
+    worker.terminate();
+    slot.worker = undefined;
+    slot.state = "failed";
+    slot.loaded?.reject(new Error(why));
+    slot.loaded = undefined;
   }
 
   /**
