@@ -279,12 +279,11 @@ async function main(): Promise<void> {
         log.info("listening", {
           address: `${a.hostname}:${a.port}`,
           url: `http://${
-            a.hostname === "0.0.0.0" || a.hostname === "::"
-              ? "localhost"
-              : a.hostname.includes(":")
-              ? `[${a.hostname}]`
-              : a.hostname
-          }:${a.port}/`,
+            listenAddress(
+              a.hostname === "0.0.0.0" || a.hostname === "::" ? "localhost" : a.hostname,
+              a.port,
+            )
+          }/`,
         }),
     });
   } catch (e) {
