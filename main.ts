@@ -225,9 +225,7 @@ async function main(): Promise<void> {
   try {
     dirs = await modelFolders(dir);
   } catch (e) {
-    log.error("start-up failed: no models", {
-      error: permissionAdvice(e, "read", dir) ?? (e as Error).message,
-    });
+    log.error("start-up failed: no models", { error: (e as Error).message });
     Deno.exit(1);
   }
   const { folders, unavailable } = await checkModelFolders(dirs);

@@ -284,9 +284,9 @@ export const DEFAULT_MODEL = "emoji-ldm";
  */
 export async function modelFolders(modelsDir: string): Promise<string[]> {
   const dir = modelsDir.replace(/\/+$/, "") || "/";
-  if (await isFile(`${dir}/model_index.json`)) return [dir];
   const names: string[] = [];
   try {
+    if (await isFile(`${dir}/model_index.json`)) return [dir];
     for await (const e of Deno.readDir(dir)) {
       if (e.isDirectory && await isFile(`${dir}/${e.name}/model_index.json`)) names.push(e.name);
     }
