@@ -143,9 +143,8 @@ export function parseThumbnailJobs(value: unknown, now: Date = new Date()): Thum
       ? `${r.problem.path}: unknown field`
       : r.problem.path === ""
       ? `(root): ${r.problem.message}`
-      : r.problem.message.startsWith(r.problem.path)
-      ? `${r.problem.path}: ${r.problem.message.slice(r.problem.path.length + 1)}`
-      : `${r.problem.path || "(root)"}: ${r.problem.message}`;
+      // parseFields writes `${path} ${message}`: the path gets its colon
+      : `${r.problem.path}: ${r.problem.message.slice(r.problem.path.length + 1)}`;
     throw new JobsFileError(label && m ? message.replace(m[0], label) : message);
   }
   const names = new Set<string>();
