@@ -39,7 +39,6 @@ import {
   scheduleInfo,
 } from "../planning/planner.ts";
 import { UNetEngine } from "../unet/engine.ts";
-import { SizeTimings } from "./size_timings.ts";
 import type {
   Backend,
   GenerateOptions,
@@ -100,8 +99,6 @@ function elapsed(t0: number): number {
 export class Pipeline {
   private gpuScaleShift: Promise<GpuScaleShift> | undefined;
   private estimates = new Map<string, MemoryEstimate>();
-  /** Per-segment UNet latencies by latent size and batch (predictions at a requested size). */
-  readonly sizeTimings = new SizeTimings();
 
   private constructor(
     readonly model: ModelFolder,
@@ -253,7 +250,6 @@ export class Pipeline {
       encoder_hidden_states: emb.tensor,
     };
     const out = await this.unet.run(feeds, { policy, signal });
-    this.sizeTimings.record(latent, n, this.unet.timings());
     const key = this.unet.manifest.outputs[0].name;
     const data = await toFloat32(out[key]);
     out[key].dispose();
