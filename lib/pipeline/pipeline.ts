@@ -264,7 +264,7 @@ export class Pipeline {
   ): Promise<RgbaImage[]> {
     const m = this.model;
     let pixels: Float32Array;
-    const f = this.vaeDecoder ? m.sizes.vaeScaleFactor : 1;
+    const f = m.sizes.vaeScaleFactor;
     const [width, height] = [latent.width * f, latent.height * f];
     if (this.vaeDecoder) {
       const scaled = latents.map((v) => v / m.vaeScalingFactor);
@@ -370,8 +370,8 @@ export class Pipeline {
       const after = this.unet.counters();
       const profile = {
         batch: guided ? 2 * B : B,
-        width: latent.width * (this.vaeDecoder ? this.model.sizes.vaeScaleFactor : 1),
-        height: latent.height * (this.vaeDecoder ? this.model.sizes.vaeScaleFactor : 1),
+        width: latent.width * f,
+        height: latent.height * f,
         runs: after.runs.map((r, k) => r - before.runs[k]),
         ms: after.ms.map((m, k) => m - before.ms[k]),
       };
@@ -419,7 +419,7 @@ export class Pipeline {
   preview(predOriginal: Float32Array, latent: LatentShape = this.nativeLatent): Uint8Array {
     const m = this.model;
     if (m.preview && latent.width === latent.height) {
-      const side = latent.width * (this.vaeDecoder ? m.sizes.vaeScaleFactor : 1);
+      const side = latent.width * m.sizes.vaeScaleFactor;
       return previewPng(predOriginal, 0, m.latentChannels, latent.width, side, m.preview);
     }
     return encodePng(nchwToRgba(predOriginal, 0, latent.width, latent.height));
