@@ -32,12 +32,7 @@ import { createSolver } from "../solvers/mod.ts";
 import { gaussianNoise } from "../solvers/noise.ts";
 import type { AbortLike, BlockPolicy, EngineOptions } from "../unet/engine.ts";
 import { type Frontier, loadFrontiers } from "../planning/frontier.ts";
-import {
-  type PlanningModel,
-  resolveAutoCache,
-  type ScheduleInfo,
-  scheduleInfo,
-} from "../planning/planner.ts";
+import { type PlanningModel, resolveAutoCache, scheduleInfo } from "../planning/planner.ts";
 import { UNetEngine } from "../unet/engine.ts";
 import type {
   Backend,
@@ -282,7 +277,7 @@ export class Pipeline {
   }
 
   /** What the planner knows of this model: its shipped schedules and measured frontiers. */
-  get planning(): PlanningModel & { schedules: ScheduleInfo[]; frontiers: Frontier[] } {
+  get planning(): PlanningModel {
     return { schedules: this.schedules.schedules.map(scheduleInfo), frontiers: this.frontiers };
   }
 
