@@ -13,7 +13,7 @@
  */
 import type { ServerConfig } from "./config.ts";
 import { type DeadlineSource, resolveDeadline } from "./deadline.ts";
-import { ApiError, badField } from "./errors.ts";
+import { ApiError, badField, shuttingDown } from "./errors.ts";
 import type { Metrics } from "./metrics.ts";
 import { type ChosenPlan, type PlanOutcome, planRequest } from "../planning/planner.ts";
 import { DeadlineHeadroom } from "../planning/headroom.ts";
@@ -334,14 +334,7 @@ export class GenerationJobs {
         headers: { "retry-after": String(retryAfterSeconds(queue.pendingMs())) },
       });
     }
-    if (why === "shutdown" || e instanceof QueueClosedError) {
-      return new ApiError(503, {
-        message: "the service is shutting down",
-        type: "server_error",
-        code: "shutting_down",
-        headers: { "retry-after": "5" },
-      });
-    }
+    if (why === "shutdown" || e instanceof QueueClosedError) return shuttingDown();
     if (why === "client") {
       metrics.cancelled("client_disconnect");
       return new ApiError(499 as 400, {
