@@ -206,8 +206,8 @@ export function createApp(deps: AppDeps): Hono {
       moreMetrics: deps.moreMetrics,
     }),
   );
-  app.route("/", imagesRoutes(jobs, clock));
-  app.route("/", pngRoutes(jobs, clock));
+  app.route("/", imagesRoutes(jobs));
+  app.route("/", pngRoutes(jobs));
   app.route("/", playgroundRoutes(deps.playgroundDir));
   return app;
 }

@@ -123,6 +123,11 @@ export interface JobDeps {
   headroom?: DeadlineHeadroom;
 }
 
+/** Milliseconds as reported to clients: to a tenth. */
+export const roundMs = (x: number): number => Math.round(x * 10) / 10;
+/** A plan's headroom factor as reported to clients: to a hundredth. */
+export const roundHeadroom = (x: number): number => Math.round(x * 100) / 100;
+
 /** Raised inside a job when, at its start, no plan fits the time left. */
 class NoLongerFits extends Error {
   override name = "NoLongerFits";
@@ -130,8 +135,6 @@ class NoLongerFits extends Error {
     super(outcome.message);
   }
 }
-
-const round = (x: number) => Math.round(x * 10) / 10;
 
 /** Admits, runs and answers generation jobs (see the module doc). */
 export class GenerationJobs {
@@ -384,23 +387,23 @@ export class GenerationJobs {
       quality: o.plan.quality
         ? { fd: o.plan.quality.fd, kid: o.plan.quality.kid, accuracy: o.plan.quality.accuracy }
         : null,
-      headroom: Math.round(o.plan.headroom * 100) / 100,
+      headroom: roundHeadroom(o.plan.headroom),
       seed: p.seed,
       seeds: r.map((x) => x.seed),
       guidance_scale: p.guidanceScale,
       backend: r[0]?.backend ?? p.model.backend,
       deadline_ms: a.deadlineMs,
       deadline_source: a.deadlineSource,
-      predicted_ms: round(o.plan.predictedMs),
-      queue_wait_ms: round(o.waitedMs),
-      elapsed_ms: round(this.deps.clock() - a.receivedAt),
+      predicted_ms: roundMs(o.plan.predictedMs),
+      queue_wait_ms: roundMs(o.waitedMs),
+      elapsed_ms: roundMs(this.deps.clock() - a.receivedAt),
       skipped_fraction: r.length ? r.reduce((s, x) => s + x.skippedFraction, 0) / r.length : 0,
       cache_bytes: r.reduce((m, x) => Math.max(m, x.cacheBytes), 0),
       timings: r.map((x) => ({
-        text_encoder_ms: round(x.timings.textEncoderMs),
-        unet_ms: round(x.timings.unetMs),
-        decoder_ms: round(x.timings.decoderMs),
-        total_ms: round(x.timings.totalMs),
+        text_encoder_ms: roundMs(x.timings.textEncoderMs),
+        unet_ms: roundMs(x.timings.unetMs),
+        decoder_ms: roundMs(x.timings.decoderMs),
+        total_ms: roundMs(x.timings.totalMs),
       })),
       prompt: {
         tokens: p.promptReport.tokens,
