@@ -60,11 +60,9 @@ export interface JobHooks {
   onProgress?(imageIndex: number, p: Progress): void;
 }
 
-/** A started job: its outcome and how its lifecycle ended, once it has. */
+/** A started job: its outcome. */
 export interface RunningJob {
   outcome: Promise<JobOutcome>;
-  /** Whether the job had left the queue and started running. */
-  readonly started: boolean;
 }
 
 /** The plan and facts reported with every generated answer (`plan` in JSON, `X-*` headers for PNG). */
@@ -119,8 +117,6 @@ export interface JobDeps {
   shutdownSignal: AbortSignal;
   /** Seed source for requests without `seed`. */
   seedSource?: () => number;
-  /** The deadline headroom, learned from this replica's finished jobs (default: a new one). */
-  headroom?: DeadlineHeadroom;
 }
 
 /** Milliseconds as reported to clients: to a tenth. */
@@ -138,12 +134,13 @@ class NoLongerFits extends Error {
 
 /** Admits, runs and answers generation jobs (see the module doc). */
 export class GenerationJobs {
-  /** How much longer than predicted jobs run here: plans are taken with this margin. */
-  readonly headroom: DeadlineHeadroom;
+  /**
+   * How much longer than predicted jobs run here, learned from this replica's finished jobs:
+   * plans are taken with this margin.
+   */
+  readonly headroom = new DeadlineHeadroom();
 
-  constructor(readonly deps: JobDeps) {
-    this.headroom = deps.headroom ?? new DeadlineHeadroom();
-  }
+  constructor(readonly deps: JobDeps) {}
 
   /** Plans `p` for `budgetMs` of generation time. */
   plan(p: GenerationParams, budgetMs: number): PlanOutcome {
@@ -287,12 +284,7 @@ export class GenerationJobs {
         : null;
       throw this.fail(e, a, started, why);
     });
-    return {
-      outcome,
-      get started() {
-        return started;
-      },
-    };
+    return { outcome };
   }
 
   /**
