@@ -13,8 +13,9 @@ import { calibrateCommand } from "../lib/cli/calibrate.ts";
 import { generateCommand } from "../lib/cli/generate.ts";
 import { decodePng } from "../lib/image/png.ts";
 import { Pipeline } from "../lib/pipeline/pipeline.ts";
-import { loadPipelines, PipelineGenerator } from "../lib/pipeline/service.ts";
-import type { GenerateRequest, GenerateResult } from "../lib/pipeline/types.ts";
+import { LatencyModel } from "../lib/pipeline/latency.ts";
+import { loadPipelines, modelLayout, PipelineGenerator } from "../lib/pipeline/service.ts";
+import type { GenerateRequest, GenerateResult, PlanSpec } from "../lib/pipeline/types.ts";
 import { materializeSdFolder, TIMESTEP_FORMS } from "./support/sd_fixture.ts";
 import { pngSize } from "./support/http.ts";
 
@@ -101,17 +102,24 @@ for (const { form, exporter } of TIMESTEP_FORMS) {
       const cached = await p.generate(request({ cache: "uniform-2" }));
       checkPng(cached, 64, 64);
       assertEquals([cached.schedule, cached.skippedFraction], ["uniform-2", 0.5]);
-      checkPng(await p.generate(request({ width: 128, height: 64, solver: "euler" })), 128, 64);
+      const wide = await p.generate(request({ width: 128, height: 64, solver: "euler" }));
+      checkPng(wide, 128, 64);
       // SD-Turbo style: one step, no guidance (diffusers' guidance_scale 0): the prompt alone
       const turbo = await p.generate(request({ steps: 1, guidanceScale: 0, solver: "euler" }));
       checkPng(turbo, 64, 64);
       assertEquals(turbo.schedule, null);
       // latencies are kept per size, so a planner can predict each size apart
-      const kinds = p.unet.manifest.segments.map((s) => s.kind);
-      assertEquals(p.sizeTimings.sizes().sort(), ["8x16x2", "8x8x1", "8x8x2"]);
-      for (const latent of [{ height: 8, width: 8 }, { height: 8, width: 16 }]) {
-        assert(p.sizeTimings.expectedMs(latent, 2, kinds)! > 0, JSON.stringify(latent));
-      }
+      const name = p.model.name;
+      const latency = new LatencyModel({ [name]: modelLayout(p) });
+      for (const r of [plain, cached, wide, turbo]) latency.observe(name, r);
+      const plan: PlanSpec = { steps: 4, solver: "dpm", schedule: null, guided: true };
+      for (
+        const s of [
+          { ...plan, width: 64, height: 64 },
+          { ...plan, width: 128, height: 64 },
+          { ...plan, width: 64, height: 64, guided: false },
+        ]
+      ) assert(Number.isFinite(latency.predict(name, s)), JSON.stringify(s));
       const g = new PipelineGenerator([p]);
       const info = g.models()[0];
       assertEquals([info.width, info.height, info.minCacheSteps], [64, 64, 2]);

@@ -135,6 +135,27 @@ function qualityRequest(
 }
 
 /**
+ * The images of `prompts` (prompt i with seed `seedOffset + i`) at `steps` under `cache`, made in
+ * UNet batches of {@link FrontierOptions.batch}.
+ */
+async function generateImages(
+  o: FrontierOptions,
+  prompts: string[],
+  steps: number,
+  cache: string,
+  seedOffset = 0,
+): Promise<RgbaImage[]> {
+  const out: RgbaImage[] = [];
+  for (let i = 0; i < prompts.length; i += o.batch) {
+    const reqs = prompts.slice(i, i + o.batch).map((prompt, k) =>
+      qualityRequest(prompt, seedOffset + i + k, o, steps, cache)
+    );
+    for (const r of await o.pipeline.generateBatch(reqs, { signal: o.signal })) out.push(r.image);
+  }
+  return out;
+}
+
+/**
  * The shipped schedules of the solver at `steps`, calibrating them first where there are none and
  * `steps` is one of {@link FrontierOptions.calibrateSteps}.
  */
@@ -163,7 +184,7 @@ async function schedulesFor(o: FrontierOptions, steps: number): Promise<Schedule
  * returns every result now in the work folder for this solver, reference first.
  */
 export async function measureFrontierQuality(o: FrontierOptions): Promise<PlanResult[]> {
-  const { pipeline: p, evaluator, solver } = o;
+  const { evaluator, solver } = o;
   const log = o.log ?? (() => {});
   await Deno.mkdir(o.workDir, { recursive: true });
   const { prompts, labels } = qualityPrompts(evaluator, o.prompts);
@@ -172,16 +193,6 @@ export async function measureFrontierQuality(o: FrontierOptions): Promise<PlanRe
   const refId = planId(solver, refSteps, null);
   const resultPath = (id: string) => `${o.workDir}/${id}.json`;
 
-  const generate = async (steps: number, cache: string): Promise<RgbaImage[]> => {
-    const out: RgbaImage[] = [];
-    for (let i = 0; i < prompts.length; i += o.batch) {
-      const reqs = prompts.slice(i, i + o.batch).map((prompt, k) =>
-        qualityRequest(prompt, i + k, o, steps, cache)
-      );
-      for (const r of await p.generateBatch(reqs, { signal: o.signal })) out.push(r.image);
-    }
-    return out;
-  };
   const score = async (images: RgbaImage[], reference: RgbaImage[]): Promise<PlanQuality> => {
     const { features, predicted } = await evaluator.embed(images);
     const q = evaluator.score(features, predicted, labels);
@@ -206,7 +217,7 @@ export async function measureFrontierQuality(o: FrontierOptions): Promise<PlanRe
   if (!reference || reference.length !== o.prompts || !(await done(refId))) {
     const t0 = performance.now();
     log(`${refId}: generating the reference (${o.prompts} prompts)`);
-    reference = await generate(refSteps, "none");
+    reference = await generateImages(o, prompts, refSteps, "none");
     await saveImages(refImagesPath, reference);
     const quality = await score(reference, reference);
     await writeFileAtomic(
@@ -233,7 +244,7 @@ export async function measureFrontierQuality(o: FrontierOptions): Promise<PlanRe
     const cache = schedule
       ? `${o.derive.out}/${scheduleFileName(solver, steps, schedule.name)}`
       : "none";
-    const images = await generate(steps, cache);
+    const images = await generateImages(o, prompts, steps, cache);
     const quality = await score(images, reference!);
     const seconds = (performance.now() - t0) / 1000;
     const result: PlanResult = {
@@ -298,15 +309,7 @@ export async function measureFdSpread(
   const { prompts, labels } = qualityPrompts(o.evaluator, o.prompts);
   const fd = [first.quality.fd];
   for (let k = 1; k <= sets; k++) {
-    const images: RgbaImage[] = [];
-    for (let i = 0; i < prompts.length; i += o.batch) {
-      const reqs = prompts.slice(i, i + o.batch).map((prompt, j) =>
-        qualityRequest(prompt, i + j + k * o.prompts, o, steps, "none")
-      );
-      for (const r of await o.pipeline.generateBatch(reqs, { signal: o.signal })) {
-        images.push(r.image);
-      }
-    }
+    const images = await generateImages(o, prompts, steps, "none", k * o.prompts);
     const { features, predicted } = await o.evaluator.embed(images);
     fd.push(o.evaluator.score(features, predicted, labels).fd);
     o.log?.(`${id}, seed set ${k}: FD ${fd[k].toFixed(3)}`);

@@ -32,14 +32,8 @@ import { createSolver } from "../solvers/mod.ts";
 import { gaussianNoise } from "../solvers/noise.ts";
 import type { AbortLike, BlockPolicy, EngineOptions } from "../unet/engine.ts";
 import { type Frontier, loadFrontiers } from "../planning/frontier.ts";
-import {
-  type PlanningModel,
-  resolveAutoCache,
-  type ScheduleInfo,
-  scheduleInfo,
-} from "../planning/planner.ts";
+import { type PlanningModel, resolveAutoCache, scheduleInfo } from "../planning/planner.ts";
 import { UNetEngine } from "../unet/engine.ts";
-import { SizeTimings } from "./size_timings.ts";
 import type {
   Backend,
   GenerateOptions,
@@ -100,8 +94,6 @@ function elapsed(t0: number): number {
 export class Pipeline {
   private gpuScaleShift: Promise<GpuScaleShift> | undefined;
   private estimates = new Map<string, MemoryEstimate>();
-  /** Per-segment UNet latencies by latent size and batch (predictions at a requested size). */
-  readonly sizeTimings = new SizeTimings();
 
   private constructor(
     readonly model: ModelFolder,
@@ -252,7 +244,6 @@ export class Pipeline {
       encoder_hidden_states: emb.tensor,
     };
     const out = await this.unet.run(feeds, { policy, signal });
-    this.sizeTimings.record(latent, n, this.unet.timings());
     const key = this.unet.manifest.outputs[0].name;
     const data = await toFloat32(out[key]);
     out[key].dispose();
@@ -267,7 +258,7 @@ export class Pipeline {
   ): Promise<RgbaImage[]> {
     const m = this.model;
     let pixels: Float32Array;
-    const f = this.vaeDecoder ? m.sizes.vaeScaleFactor : 1;
+    const f = m.sizes.vaeScaleFactor;
     const [width, height] = [latent.width * f, latent.height * f];
     if (this.vaeDecoder) {
       const scaled = latents.map((v) => v / m.vaeScalingFactor);
@@ -285,7 +276,7 @@ export class Pipeline {
   }
 
   /** What the planner knows of this model: its shipped schedules and measured frontiers. */
-  get planning(): PlanningModel & { schedules: ScheduleInfo[]; frontiers: Frontier[] } {
+  get planning(): PlanningModel {
     return { schedules: this.schedules.schedules.map(scheduleInfo), frontiers: this.frontiers };
   }
 
@@ -373,8 +364,8 @@ export class Pipeline {
       const after = this.unet.counters();
       const profile = {
         batch: guided ? 2 * B : B,
-        width: latent.width * (this.vaeDecoder ? this.model.sizes.vaeScaleFactor : 1),
-        height: latent.height * (this.vaeDecoder ? this.model.sizes.vaeScaleFactor : 1),
+        width: latent.width * f,
+        height: latent.height * f,
         runs: after.runs.map((r, k) => r - before.runs[k]),
         ms: after.ms.map((m, k) => m - before.ms[k]),
       };
@@ -422,7 +413,7 @@ export class Pipeline {
   preview(predOriginal: Float32Array, latent: LatentShape = this.nativeLatent): Uint8Array {
     const m = this.model;
     if (m.preview && latent.width === latent.height) {
-      const side = latent.width * (this.vaeDecoder ? m.sizes.vaeScaleFactor : 1);
+      const side = latent.width * m.sizes.vaeScaleFactor;
       return previewPng(predOriginal, 0, m.latentChannels, latent.width, side, m.preview);
     }
     return encodePng(nchwToRgba(predOriginal, 0, latent.width, latent.height));

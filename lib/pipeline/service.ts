@@ -69,17 +69,12 @@ export function modelLayout(p: Pipeline): ModelLayout {
  * shipped schedules, the fewest steps caching applies to, and the scheduler class.
  */
 export function describeModel(p: Pipeline): ModelInfo {
+  const { native, dynamic, multipleOf, min, max } = p.model.sizes;
   return {
     name: p.model.name,
-    width: p.model.sizes.native.width,
-    height: p.model.sizes.native.height,
-    sizes: {
-      native: { ...p.model.sizes.native },
-      dynamic: p.model.sizes.dynamic,
-      multipleOf: p.model.sizes.multipleOf,
-      min: p.model.sizes.min,
-      max: p.model.sizes.max,
-    },
+    width: native.width,
+    height: native.height,
+    sizes: { native: { ...native }, dynamic, multipleOf, min, max },
     minCacheSteps: MIN_CACHE_STEPS,
     scheduler: {
       className: p.model.schedulerClass,
@@ -100,7 +95,7 @@ export function describeModel(p: Pipeline): ModelInfo {
         ? { ...info, quality: { ...info.quality, prompts } }
         : info;
     }),
-    frontiers: p.planning.frontiers,
+    frontiers: p.frontiers,
   };
 }
 

@@ -16,6 +16,7 @@ export type { SolverName };
 import type { Backend } from "../runtime/backend.ts";
 import type { AbortLike } from "../unet/engine.ts";
 import type { Tokenizer } from "../model/tokenizer.ts";
+import type { SizeSupport } from "../model/sizes.ts";
 
 export type { AbortLike, Backend };
 
@@ -124,15 +125,7 @@ export interface UNetProfile {
 }
 
 /** The image sizes a model serves (pixels). */
-export interface SizeInfo {
-  native: { width: number; height: number };
-  /** false: the export fixes the size, only `native` runs. */
-  dynamic: boolean;
-  /** Dynamic exports: width and height are multiples of this within `min`..`max`. */
-  multipleOf: number;
-  min: number;
-  max: number;
-}
+export type SizeInfo = Omit<SizeSupport, "vaeScaleFactor">;
 
 /** A loaded model and what it can be asked for. */
 export interface ModelInfo {

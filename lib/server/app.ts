@@ -14,7 +14,7 @@ import { bodyLimit } from "hono/body-limit";
 import { cors } from "hono/cors";
 import { methodNotAllowed } from "hono/method-not-allowed";
 import type { ServerConfig } from "./config.ts";
-import { ApiError, errorResponse, errorSummary, logFailedRequest } from "./errors.ts";
+import { ApiError, errorResponse, errorSummary, logFailedRequest, shuttingDown } from "./errors.ts";
 import { GenerationJobs } from "./job.ts";
 import { Metrics, routeLabel } from "./metrics.ts";
 import { JobQueue } from "./queue.ts";
@@ -147,14 +147,7 @@ export function createApp(deps: AppDeps): Hono {
   );
   for (const path of GENERATION_PATHS) {
     app.use(path, async (_c, next) => {
-      if (queue.closed) {
-        throw new ApiError(503, {
-          message: "the service is shutting down",
-          type: "server_error",
-          code: "shutting_down",
-          headers: { "retry-after": "5" },
-        });
-      }
+      if (queue.closed) throw shuttingDown();
       await next();
     });
   }
@@ -213,8 +206,8 @@ export function createApp(deps: AppDeps): Hono {
       moreMetrics: deps.moreMetrics,
     }),
   );
-  app.route("/", imagesRoutes(jobs, clock));
-  app.route("/", pngRoutes(jobs, clock));
+  app.route("/", imagesRoutes(jobs));
+  app.route("/", pngRoutes(jobs));
   app.route("/", playgroundRoutes(deps.playgroundDir));
   return app;
 }

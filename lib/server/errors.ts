@@ -73,6 +73,16 @@ export function badField(param: string, message: string, code = "invalid_value")
   return new ApiError(400, { message, param, code });
 }
 
+/** The 503 of a service that is shutting down (a new request, or a job the queue dropped). */
+export function shuttingDown(): ApiError {
+  return new ApiError(503, {
+    message: "the service is shutting down",
+    type: "server_error",
+    code: "shutting_down",
+    headers: { "retry-after": "5" },
+  });
+}
+
 /**
  * The answer to any error a route or middleware throws: an {@link ApiError} as itself; Hono's
  * own `HTTPException`s (auth, body limit) with their status in the OpenAI body; anything else as

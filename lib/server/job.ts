@@ -13,7 +13,7 @@
  */
 import type { ServerConfig } from "./config.ts";
 import { type DeadlineSource, resolveDeadline } from "./deadline.ts";
-import { ApiError, badField } from "./errors.ts";
+import { ApiError, badField, shuttingDown } from "./errors.ts";
 import type { Metrics } from "./metrics.ts";
 import { type ChosenPlan, type PlanOutcome, planRequest } from "../planning/planner.ts";
 import { DeadlineHeadroom } from "../planning/headroom.ts";
@@ -60,11 +60,9 @@ export interface JobHooks {
   onProgress?(imageIndex: number, p: Progress): void;
 }
 
-/** A started job: its outcome and how its lifecycle ended, once it has. */
+/** A started job: its outcome. */
 export interface RunningJob {
   outcome: Promise<JobOutcome>;
-  /** Whether the job had left the queue and started running. */
-  readonly started: boolean;
 }
 
 /** The plan and facts reported with every generated answer (`plan` in JSON, `X-*` headers for PNG). */
@@ -119,9 +117,12 @@ export interface JobDeps {
   shutdownSignal: AbortSignal;
   /** Seed source for requests without `seed`. */
   seedSource?: () => number;
-  /** The deadline headroom, learned from this replica's finished jobs (default: a new one). */
-  headroom?: DeadlineHeadroom;
 }
+
+/** Milliseconds as reported to clients: to a tenth. */
+export const roundMs = (x: number): number => Math.round(x * 10) / 10;
+/** A plan's headroom factor as reported to clients: to a hundredth. */
+export const roundHeadroom = (x: number): number => Math.round(x * 100) / 100;
 
 /** Raised inside a job when, at its start, no plan fits the time left. */
 class NoLongerFits extends Error {
@@ -131,16 +132,15 @@ class NoLongerFits extends Error {
   }
 }
 
-const round = (x: number) => Math.round(x * 10) / 10;
-
 /** Admits, runs and answers generation jobs (see the module doc). */
 export class GenerationJobs {
-  /** How much longer than predicted jobs run here: plans are taken with this margin. */
-  readonly headroom: DeadlineHeadroom;
+  /**
+   * How much longer than predicted jobs run here, learned from this replica's finished jobs:
+   * plans are taken with this margin.
+   */
+  readonly headroom = new DeadlineHeadroom();
 
-  constructor(readonly deps: JobDeps) {
-    this.headroom = deps.headroom ?? new DeadlineHeadroom();
-  }
+  constructor(readonly deps: JobDeps) {}
 
   /** Plans `p` for `budgetMs` of generation time. */
   plan(p: GenerationParams, budgetMs: number): PlanOutcome {
@@ -284,12 +284,7 @@ export class GenerationJobs {
         : null;
       throw this.fail(e, a, started, why);
     });
-    return {
-      outcome,
-      get started() {
-        return started;
-      },
-    };
+    return { outcome };
   }
 
   /**
@@ -334,14 +329,7 @@ export class GenerationJobs {
         headers: { "retry-after": String(retryAfterSeconds(queue.pendingMs())) },
       });
     }
-    if (why === "shutdown" || e instanceof QueueClosedError) {
-      return new ApiError(503, {
-        message: "the service is shutting down",
-        type: "server_error",
-        code: "shutting_down",
-        headers: { "retry-after": "5" },
-      });
-    }
+    if (why === "shutdown" || e instanceof QueueClosedError) return shuttingDown();
     if (why === "client") {
       metrics.cancelled("client_disconnect");
       return new ApiError(499 as 400, {
@@ -391,23 +379,23 @@ export class GenerationJobs {
       quality: o.plan.quality
         ? { fd: o.plan.quality.fd, kid: o.plan.quality.kid, accuracy: o.plan.quality.accuracy }
         : null,
-      headroom: Math.round(o.plan.headroom * 100) / 100,
+      headroom: roundHeadroom(o.plan.headroom),
       seed: p.seed,
       seeds: r.map((x) => x.seed),
       guidance_scale: p.guidanceScale,
       backend: r[0]?.backend ?? p.model.backend,
       deadline_ms: a.deadlineMs,
       deadline_source: a.deadlineSource,
-      predicted_ms: round(o.plan.predictedMs),
-      queue_wait_ms: round(o.waitedMs),
-      elapsed_ms: round(this.deps.clock() - a.receivedAt),
+      predicted_ms: roundMs(o.plan.predictedMs),
+      queue_wait_ms: roundMs(o.waitedMs),
+      elapsed_ms: roundMs(this.deps.clock() - a.receivedAt),
       skipped_fraction: r.length ? r.reduce((s, x) => s + x.skippedFraction, 0) / r.length : 0,
       cache_bytes: r.reduce((m, x) => Math.max(m, x.cacheBytes), 0),
       timings: r.map((x) => ({
-        text_encoder_ms: round(x.timings.textEncoderMs),
-        unet_ms: round(x.timings.unetMs),
-        decoder_ms: round(x.timings.decoderMs),
-        total_ms: round(x.timings.totalMs),
+        text_encoder_ms: roundMs(x.timings.textEncoderMs),
+        unet_ms: roundMs(x.timings.unetMs),
+        decoder_ms: roundMs(x.timings.decoderMs),
+        total_ms: roundMs(x.timings.totalMs),
       })),
       prompt: {
         tokens: p.promptReport.tokens,

@@ -8,7 +8,7 @@
  */
 import type { ModelInfo, SolverName } from "../pipeline/types.ts";
 import { ApiError, badField } from "./errors.ts";
-import { ImagesApiRequest, LIMITS, parseFields } from "../pipeline/request.ts";
+import { ImagesApiRequest, LIMITS, parseFields, randomSeed } from "../pipeline/request.ts";
 import { assertPromptUsable, PromptError, type PromptReport } from "../model/prompt.ts";
 import type { Tokenizer } from "../model/tokenizer.ts";
 import { sizeProblem } from "../model/sizes.ts";
@@ -88,10 +88,6 @@ export interface GenerationParams {
 
 /** Which endpoint is validating: the OpenAI-compatible JSON one or `/generate` (one PNG). */
 export type Route = "openai" | "png";
-
-function randomSeed(): number {
-  return crypto.getRandomValues(new Uint32Array(1))[0];
-}
 
 /**
  * Validates a generation body against the request schema and the loaded models. Throws

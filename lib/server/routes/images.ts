@@ -18,7 +18,13 @@ import { Hono } from "hono";
 import type { Context } from "hono";
 import { type SSEStreamingApi, streamSSE } from "hono/streaming";
 import { encodeBase64 } from "@std/encoding/base64";
-import type { Admission, GenerationJobs, JobOutcome } from "../job.ts";
+import {
+  type Admission,
+  type GenerationJobs,
+  type JobOutcome,
+  roundHeadroom,
+  roundMs,
+} from "../job.ts";
 import { parseJsonBody } from "../validate.ts";
 import { ApiError, logFailedRequest } from "../errors.ts";
 
@@ -40,17 +46,17 @@ function imageFields(a: Admission) {
     output_format: "png",
   };
 }
-const round = (x: number) => Math.round(x * 10) / 10;
 const created = () => Math.floor(Date.now() / 1000);
 
-/** The images route; `clock` is the app's monotonic clock. */
-export function imagesRoutes(jobs: GenerationJobs, clock: () => number): Hono {
+/** The images route. */
+export function imagesRoutes(jobs: GenerationJobs): Hono {
+  const { clock } = jobs.deps;
   const app = new Hono();
   app.post(ROUTE, async (c) => {
     const receivedAt = clock();
     const a = jobs.admit(await parseJsonBody(c.req.raw), c.req.raw.headers, "openai", receivedAt);
     if (a.preferenceApplied) c.header("preference-applied", a.preferenceApplied);
-    if (a.p.stream) return stream(c, jobs, a, clock);
+    if (a.p.stream) return stream(c, jobs, a);
     const job = jobs.start(a, c.req.raw.signal);
     try {
       const o = await job.outcome;
@@ -71,7 +77,7 @@ export function imagesRoutes(jobs: GenerationJobs, clock: () => number): Hono {
  * The SSE answer. The job is queued before the response starts, so a full queue is still a plain
  * 429; events produced before the stream is writable are kept and written in order.
  */
-function stream(c: Context, jobs: GenerationJobs, a: Admission, clock: () => number): Response {
+function stream(c: Context, jobs: GenerationJobs, a: Admission): Response {
   const client = new AbortController();
   const onRequestAbort = () => client.abort();
   c.req.raw.signal.addEventListener("abort", onRequestAbort, { once: true });
@@ -85,12 +91,12 @@ function stream(c: Context, jobs: GenerationJobs, a: Admission, clock: () => num
       s.aborted || s.closed ? undefined : s.writeSSE({ event, data: JSON.stringify(data) })
     ).catch(() => client.abort());
   };
-  const { queue } = jobs.deps;
+  const { queue, clock } = jobs.deps;
   const queued = {
     type: "queued",
     position: queue.waiting + queue.running,
-    expected_wait_ms: round(queue.pendingMs()),
-    predicted_ms: round(a.admitted.predictedMs),
+    expected_wait_ms: roundMs(queue.pendingMs()),
+    predicted_ms: roundMs(a.admitted.predictedMs),
   };
   const partialIndex: number[] = [];
   let job;
@@ -104,9 +110,9 @@ function stream(c: Context, jobs: GenerationJobs, a: Admission, clock: () => num
           schedule: plan.schedule,
           reason: plan.reason,
           why: plan.why,
-          predicted_ms: round(plan.predictedMs),
-          headroom: Math.round(plan.headroom * 100) / 100,
-          queue_wait_ms: round(waitedMs),
+          predicted_ms: roundMs(plan.predictedMs),
+          headroom: roundHeadroom(plan.headroom),
+          queue_wait_ms: roundMs(waitedMs),
           deadline_ms: a.deadlineMs,
         }),
       onProgress: (i, pr) => {
@@ -115,7 +121,7 @@ function stream(c: Context, jobs: GenerationJobs, a: Admission, clock: () => num
           image_index: i,
           step: pr.step,
           steps: pr.steps,
-          elapsed_ms: round(pr.elapsedMs),
+          elapsed_ms: roundMs(pr.elapsedMs),
         });
         if (pr.preview) {
           send(PARTIAL, {

@@ -10,8 +10,9 @@ import { parseJsonBody } from "../validate.ts";
 
 const ROUTE = "/generate";
 
-/** The PNG route; `clock` is the app's monotonic clock. */
-export function pngRoutes(jobs: GenerationJobs, clock: () => number): Hono {
+/** The PNG route. */
+export function pngRoutes(jobs: GenerationJobs): Hono {
+  const { clock } = jobs.deps;
   const app = new Hono();
   app.post(ROUTE, async (c) => {
     const receivedAt = clock();
