@@ -120,6 +120,18 @@ for (const { form, exporter } of TIMESTEP_FORMS) {
           { ...plan, width: 64, height: 64, guided: false },
         ]
       ) assert(Number.isFinite(latency.predict(name, s)), JSON.stringify(s));
+      // each size and batch is kept apart: a model that never ran 128x64 or batch 1 estimates them
+      // from the 64x64 guided runs, and the measured figures replace those estimates
+      const guidedOnly = new LatencyModel({ [name]: modelLayout(p) });
+      for (const r of [plain, cached]) guidedOnly.observe(name, r);
+      const native = { ...plan, width: 64, height: 64 };
+      assertEquals(latency.predict(name, native), guidedOnly.predict(name, native), "undisturbed");
+      for (const s of [{ ...plan, width: 128, height: 64 }, { ...plan, guided: false }]) {
+        assert(
+          latency.predict(name, s) !== guidedOnly.predict(name, s),
+          `${JSON.stringify(s)}: measured apart`,
+        );
+      }
       const g = new PipelineGenerator([p]);
       const info = g.models()[0];
       assertEquals([info.width, info.height, info.minCacheSteps], [64, 64, 2]);
