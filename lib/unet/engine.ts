@@ -192,7 +192,10 @@ export async function readSplitManifest(dir: string): Promise<SplitManifest> {
   }
 }
 
-/** Prepared segment bytes are kept in memory up to this total; above it they are re-read. */
+/**
+ * Prepared segment bytes are kept in memory up to this total; above it they serve the warm sessions
+ * and are then re-read.
+ */
 const KEEP_PREPARED_BYTES = 256 * 2 ** 20;
 
 /** 8-bit weights whose float32 form would exceed this are not dequantized to float32. */
@@ -301,12 +304,15 @@ export class UNetEngine {
         model: dequantizeModelBytes(f.model, weights).bytes,
         external: f.external,
       };
-    const prepared = files.map(prepare);
-    const keep = prepared.reduce((s, f) => s + f.model.length, 0) <= KEEP_PREPARED_BYTES;
-    const source = keep
-      ? (i: number) => Promise.resolve(prepared[i])
-      : async (i: number) => prepare(await read(manifest.segments[i]));
-    if (!keep) prepared.length = 0;
+    const prepared: (SegmentSource | undefined)[] = files.map(prepare);
+    const keep = prepared.reduce((s, f) => s + f!.model.length, 0) <= KEEP_PREPARED_BYTES;
+    // over the bound each prepared copy serves one session (the warm set's) and is dropped; other
+    // sessions read and prepare their segment again
+    const source = async (i: number) => {
+      const f = prepared[i];
+      if (!keep) prepared[i] = undefined;
+      return f ?? prepare(await read(manifest.segments[i]));
+    };
     const staticShapes = opts.staticShapes ?? true;
     const engine = new UNetEngine(
       manifest,
@@ -334,6 +340,7 @@ export class UNetEngine {
         }
         await serialized(() => engine.sessionsFor(dims));
       }
+      if (!keep) prepared.length = 0;
     } catch (e) {
       await engine.release();
       throw e;
