@@ -40,6 +40,7 @@ import { sha256Bytes } from "../io/hash.ts";
 import { type SegmentSource, shapeKey, ShapeSessions, symbolicDims } from "./shape_sessions.ts";
 import {
   type Segment,
+  segmentProducers,
   type SplitManifest,
   type TensorDType,
   type TensorSpec,
@@ -222,7 +223,7 @@ export class UNetEngine {
   readonly blocks: string[];
   private lastUse = new Map<string, number>();
   /** The segment that outputs each tensor. */
-  private producer = new Map<string, number>();
+  private producer: Map<string, number>;
   private outputNames: Set<string>;
   /** Index among cacheable blocks per segment, or -1 for glue. */
   private blockIndex: number[];
@@ -250,8 +251,8 @@ export class UNetEngine {
     this.blocks = manifest.segments.filter((s) => s.kind === "block").map((s) => s.name);
     manifest.segments.forEach((s, i) => {
       for (const t of s.inputs) this.lastUse.set(t.name, i);
-      for (const t of s.outputs) this.producer.set(t.name, i);
     });
+    this.producer = segmentProducers(manifest);
     this.outputNames = new Set(manifest.outputs.map((o) => o.name));
     this.timing = manifest.segments.map((s) => ({
       name: s.name,
