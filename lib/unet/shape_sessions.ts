@@ -25,6 +25,7 @@ import type { Backend } from "../runtime/backend.ts";
 import { type GpuContext, tensorByteLength } from "../runtime/gpu.ts";
 import { ort, type Session, type Tensor } from "../runtime/ort.ts";
 import { openSession } from "../runtime/session.ts";
+import { zeros } from "../runtime/tensors.ts";
 import {
   type Segment,
   segmentProducers,
@@ -322,16 +323,16 @@ export class ShapeSessions {
   private async bind(): Promise<void> {
     const gpu = this.gpu!;
     const producer = segmentProducers(this.manifest);
-    const zeros: Record<string, Tensor> = {};
+    const blank: Record<string, Tensor> = {};
     for (const spec of this.manifest.inputs) {
       const dims = spec.shape.map((d) => typeof d === "number" ? d : this.dims?.[d] ?? Number.NaN);
       // sizes not all known (symbolic set; nothing is captured then): made on the first request
       if (spec.rankUnknown || dims.some((d) => !Number.isInteger(d))) return;
-      zeros[spec.name] = zerosLike(spec.dtype, dims);
+      blank[spec.name] = zeros(spec.dtype, dims);
     }
     const first = new Map<string, unknown>();
     for (let pass = 0; pass < 2; pass++) {
-      const held = new Map<string, Tensor>(Object.entries(this.stage(zeros)));
+      const held = new Map<string, Tensor>(Object.entries(this.stage(blank)));
       const outputs: Tensor[] = [];
       try {
         for (const [i, seg] of this.manifest.segments.entries()) {
@@ -387,20 +388,4 @@ function wrap(t: Tensor): Tensor {
     dataType: t.type as ort.Tensor.GpuBufferDataTypes,
     dims: t.dims,
   });
-}
-
-function zerosLike(dtype: string, dims: number[]): Tensor {
-  const n = dims.reduce((a, b) => a * b, 1);
-  switch (dtype) {
-    case "float32":
-      return new ort.Tensor("float32", new Float32Array(n), dims);
-    case "float16":
-      return new ort.Tensor("float16", new Uint16Array(n), dims);
-    case "int64":
-      return new ort.Tensor("int64", new BigInt64Array(n), dims);
-    case "int32":
-      return new ort.Tensor("int32", new Int32Array(n), dims);
-    default:
-      throw new Error(`cannot make a zero ${dtype} input`);
-  }
 }
