@@ -39,6 +39,7 @@ import { dequantizeModelBytes } from "../onnx/dequantize.ts";
 import { sha256Bytes } from "../io/hash.ts";
 import { type SegmentSource, shapeKey, ShapeSessions, symbolicDims } from "./shape_sessions.ts";
 import {
+  cacheableBlocks,
   type Segment,
   segmentProducers,
   type SplitManifest,
@@ -248,7 +249,7 @@ export class UNetEngine {
   ) {
     let b = 0;
     this.blockIndex = manifest.segments.map((s) => (s.kind === "block" ? b++ : -1));
-    this.blocks = manifest.segments.filter((s) => s.kind === "block").map((s) => s.name);
+    this.blocks = cacheableBlocks(manifest);
     manifest.segments.forEach((s, i) => {
       for (const t of s.inputs) this.lastUse.set(t.name, i);
     });
