@@ -204,16 +204,12 @@ const KEEP_PREPARED_BYTES = 256 * 2 ** 20;
 const MAX_FLOAT32_WEIGHT_BYTES = 2 ** 30;
 
 /**
- * The weight format used when none is asked: `float32` for an 8-bit manifest (no per-evaluation
+ * The weight format an 8-bit manifest gets when none is asked: `float32` (no per-evaluation
  * dequantization on either backend; measured with `deno task bench gpu`), unless its float32
  * weights would exceed 1 GiB: then `float16` on WebGPU and `stored` on wasm (whose heap is 4 GiB).
+ * Other manifests are always used as stored.
  */
-export function defaultWeights(
-  manifest: SplitManifest,
-  backend: Backend,
-  storedBytes: number,
-): WeightFormat {
-  if (manifest.precision !== "int8" && manifest.precision !== "uint8") return "stored";
+export function defaultWeights(backend: Backend, storedBytes: number): WeightFormat {
   if (storedBytes * 4 <= MAX_FLOAT32_WEIGHT_BYTES) return "float32";
   return backend === "webgpu" ? "float16" : "stored";
 }
@@ -298,9 +294,7 @@ export class UNetEngine {
     );
     const { backend } = await resolveBackend(opts.backend ?? "auto", log);
     const eightBit = manifest.precision === "int8" || manifest.precision === "uint8";
-    const weights = eightBit
-      ? opts.weights ?? defaultWeights(manifest, backend, storedBytes)
-      : "stored";
+    const weights = eightBit ? opts.weights ?? defaultWeights(backend, storedBytes) : "stored";
     const prepare = (f: SegmentSource): SegmentSource =>
       weights === "stored" || f.external.length > 0 ? f : {
         model: dequantizeModelBytes(f.model, weights).bytes,
