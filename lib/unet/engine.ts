@@ -381,21 +381,6 @@ export class UNetEngine {
     return { runs: this.timing.map((t) => t.runs), ms: [...this.sums] };
   }
 
-  /**
-   * Expected milliseconds of one evaluation from the segments' mean latencies: every glue
-   * segment plus the blocks `compute(index)` selects (default: all). `undefined` until every
-   * needed segment has run once.
-   */
-  expectedMs(compute: (blockIndex: number) => boolean = () => true): number | undefined {
-    let total = 0;
-    for (const [i, t] of this.timing.entries()) {
-      if (this.blockIndex[i] >= 0 && !compute(this.blockIndex[i])) continue;
-      if (t.meanMs === undefined) return undefined;
-      total += t.meanMs;
-    }
-    return total;
-  }
-
   /** The weights, shapes and capture state of the session sets alive now. */
   status(): EngineStatus {
     return {
