@@ -152,11 +152,6 @@ export interface GenerateCommandOptions {
   printError?: (line: string) => void;
 }
 
-/** A FieldError's message as a flag error: "guidance_scale must be …" → "--guidance must be …". */
-function flagMessage(e: FieldError): string {
-  return flagProblem(e.field, e.message);
-}
-
 function resolvePath(cwd: string, p: string): string {
   return p.startsWith("/") ? p : `${cwd.replace(/\/+$/, "")}/${p}`;
 }
@@ -272,7 +267,7 @@ export async function parseGenerateArgs(args: string[], cwd = Deno.cwd()): Promi
     try {
       req = resolveRequest({ ...defaults, prompt: flags.prompt });
     } catch (e) {
-      if (e instanceof FieldError) throw new UsageError(flagMessage(e));
+      if (e instanceof FieldError) throw new UsageError(flagProblem(e.field, e.message));
       throw e;
     }
     return {
@@ -290,7 +285,7 @@ export async function parseGenerateArgs(args: string[], cwd = Deno.cwd()): Promi
   try {
     resolveRequest({ ...defaults, prompt: "x" });
   } catch (e) {
-    if (e instanceof FieldError) throw new UsageError(flagMessage(e));
+    if (e instanceof FieldError) throw new UsageError(flagProblem(e.field, e.message));
     throw e;
   }
   const file = String(flags.batch);
