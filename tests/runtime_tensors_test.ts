@@ -39,4 +39,6 @@ Deno.test("zeros have the shape asked for", async () => {
   assertEquals(z.dims, [2, 3]);
   assertEquals([...(await toFloat32(z))], [0, 0, 0, 0, 0, 0]);
   assertEquals([...(await toFloat32(zeros("float16", [2])))], [0, 0]);
+  assertEquals([...zeros("int64", [2]).data as BigInt64Array], [0n, 0n]);
+  assertEquals([...zeros("int32", [1]).data as Int32Array], [0]);
 });

@@ -8,13 +8,7 @@
  */
 import { parseJson } from "../io/json.ts";
 import type { SolverName } from "../solvers/solver.ts";
-import {
-  checkScheduleFits,
-  parseSchedule,
-  type Schedule,
-  scheduleFileName,
-  scheduleId,
-} from "./schedule.ts";
+import { checkScheduleFits, parseSchedule, type Schedule, scheduleId } from "./schedule.ts";
 
 /** `<solver>-<steps>-<name>.json`; other files (curves, pictures, index) are not schedules. */
 const SCHEDULE_FILE = /^[a-z]+-\d+-[A-Za-z0-9][A-Za-z0-9._-]*\.json$/;
@@ -42,6 +36,17 @@ export function parseScheduleIndex(text: string, source = "index.json"): Schedul
     }
   }
   return { recommended: rec as Record<string, string> };
+}
+
+/**
+ * Thrown by {@link ScheduleRegistry.resolve} for a name or id that is no shipped schedule for the
+ * request's solver and step count; `same` holds the schedules of that name or id for others.
+ */
+export class UnknownScheduleError extends Error {
+  constructor(message: string, readonly same: Schedule[]) {
+    super(message);
+    this.name = "UnknownScheduleError";
+  }
 }
 
 /** A model's shipped schedules, loaded once at start-up. */
@@ -93,7 +98,8 @@ export class ScheduleRegistry {
    * Resolves a concrete `cache` value — `none`, a short name or full id (`dpm-20-delta-0.16`) of a
    * schedule for the request's solver and steps, or a schedule file path — to a schedule (null =
    * no caching); throws an Error that names the problem for `auto` (resolve it with the planner
-   * first), an unknown name, a bad file, or a schedule that does not fit.
+   * first), a bad file, or a schedule that does not fit, and {@link UnknownScheduleError} for a
+   * name that is not shipped for this solver and steps (listing the schedules that are).
    */
   async resolve(
     cache: string,
@@ -115,21 +121,22 @@ export class ScheduleRegistry {
       }
       schedule = parseSchedule(text, cache);
     } else {
-      schedule = this.for(request.solver, request.steps).find((s) =>
-        s.name === cache || scheduleId(s) === cache
-      );
+      const same = this.schedules.filter((s) => s.name === cache || scheduleId(s) === cache);
+      schedule = same.find((s) => s.solver === request.solver && s.steps === request.steps);
       if (!schedule) {
-        const known = this.schedules.filter((s) => s.name === cache);
-        throw new Error(
-          known.length
-            ? `cache: schedule ${cache} exists for ${
-              known.map((s) => `${s.solver} ${s.steps} steps`).join(", ")
-            }, not ${request.solver} ${request.steps} steps (${
-              scheduleFileName(request.solver, request.steps, cache)
-            } is not shipped)`
-            : `cache: unknown schedule ${cache} (use none, auto, or one of: ${
-              [...new Set(this.schedules.map((s) => s.name))].join(", ") || "no shipped schedules"
-            })`,
+        const list = this.schedules.map((s) =>
+          `${scheduleId(s)} (${s.solver}, ${s.steps} steps, skips ${
+            Math.round(s.skippedFraction * 100)
+          }%)`
+        );
+        throw new UnknownScheduleError(
+          same.length
+            ? `cache: schedule ${cache} is for ${
+              same.map((s) => `${s.solver} ${s.steps} steps`).join(", ")
+            }, not ${request.solver} ${request.steps} steps`
+            : `cache: unknown schedule ${cache}; use none, auto, a schedule file, or one of ` +
+              `${this.model}'s schedules: ${list.join(", ") || "(none shipped)"}`,
+          same,
         );
       }
     }

@@ -27,7 +27,7 @@ import {
   UsageError,
   usageMessage,
 } from "./flags.ts";
-import { scheduleId } from "../cache/schedule.ts";
+import { UnknownScheduleError } from "../cache/registry.ts";
 import { writeFileAtomic } from "../io/atomic.ts";
 import { isFile } from "../io/fs.ts";
 import { readModelFolder } from "../model/folder.ts";
@@ -152,11 +152,6 @@ export interface GenerateCommandOptions {
   printError?: (line: string) => void;
 }
 
-/** A FieldError's message as a flag error: "guidance_scale must be …" → "--guidance must be …". */
-function flagMessage(e: FieldError): string {
-  return flagProblem(e.field, e.message);
-}
-
 function resolvePath(cwd: string, p: string): string {
   return p.startsWith("/") ? p : `${cwd.replace(/\/+$/, "")}/${p}`;
 }
@@ -272,7 +267,7 @@ export async function parseGenerateArgs(args: string[], cwd = Deno.cwd()): Promi
     try {
       req = resolveRequest({ ...defaults, prompt: flags.prompt });
     } catch (e) {
-      if (e instanceof FieldError) throw new UsageError(flagMessage(e));
+      if (e instanceof FieldError) throw new UsageError(flagProblem(e.field, e.message));
       throw e;
     }
     return {
@@ -290,7 +285,7 @@ export async function parseGenerateArgs(args: string[], cwd = Deno.cwd()): Promi
   try {
     resolveRequest({ ...defaults, prompt: "x" });
   } catch (e) {
-    if (e instanceof FieldError) throw new UsageError(flagMessage(e));
+    if (e instanceof FieldError) throw new UsageError(flagProblem(e.field, e.message));
     throw e;
   }
   const file = String(flags.batch);
@@ -387,37 +382,6 @@ export function checkPrompts(plan: GeneratePlan, tokenizer: Tokenizer): string[]
 }
 
 /**
- * The message for a `cache` value that names no schedule of this model for the job's solver and
- * steps, listing the model's schedules with their solver and step count; undefined when the value
- * is `none`, `auto`, a file path, or a schedule that fits.
- */
-export function unknownScheduleMessage(
-  p: Pipeline,
-  cache: string,
-  solver: string,
-  steps: number,
-): string | undefined {
-  if (cache === "none" || cache === "auto" || cache.endsWith(".json") || cache.includes("/")) {
-    return undefined;
-  }
-  const all = p.schedules.schedules;
-  const same = all.filter((s) => s.name === cache || scheduleId(s) === cache);
-  if (same.some((s) => s.solver === solver && s.steps === steps)) return undefined;
-  const list = all.map((s) =>
-    `${scheduleId(s)} (${s.solver}, ${s.steps} steps, skips ${
-      Math.round(s.skippedFraction * 100)
-    }%)`
-  );
-  const fits = same.map((s) => `--solver ${s.solver} --steps ${s.steps}`);
-  return same.length
-    ? `schedule ${cache} is for ${
-      same.map((s) => `${s.solver} ${s.steps} steps`).join(", ")
-    }, not ${solver} ${steps} steps (add ${fits.join(" or ")})`
-    : `unknown schedule ${cache}; use none, auto, a schedule file, or one of ${p.model.name}'s ` +
-      `schedules: ${list.join(", ") || "(none shipped)"}`;
-}
-
-/**
  * Runs the command with `args`; resolves with the exit code (0 done, 1 an image or the model
  * failed, 2 bad usage, 130 interrupted). Never throws.
  */
@@ -472,15 +436,17 @@ export async function generateCommand(
     const key = JSON.stringify([r.cache, r.solver, r.steps]);
     if (checked.has(key)) continue;
     checked.add(key);
-    let msg = unknownScheduleMessage(pipeline, r.cache, r.solver, r.steps);
-    if (msg === undefined) {
-      try {
-        await pipeline.resolveSchedule(r.cache, r.solver, r.steps);
-      } catch (e) {
-        msg = (e as Error).message.replace(/^cache: /, "");
+    try {
+      await pipeline.resolveSchedule(r.cache, r.solver, r.steps);
+    } catch (e) {
+      let msg = (e as Error).message.replace(/^cache: /, "");
+      if (e instanceof UnknownScheduleError && e.same.length) {
+        msg += ` (add ${
+          e.same.map((s) => `--solver ${s.solver} --steps ${s.steps}`).join(" or ")
+        })`;
       }
+      return fail(`${fieldWhere(plan, j, "cache")}: ${msg}`, 2);
     }
-    if (msg !== undefined) return fail(`${fieldWhere(plan, j, "cache")}: ${msg}`, 2);
   }
   print(`model ${pipeline.model.name} (${plan.modelDir}), backend ${pipeline.backend}`);
   if (plan.outDir !== undefined) {

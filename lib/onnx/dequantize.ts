@@ -19,9 +19,24 @@
  * @module
  */
 
-import { DataType, decodeModel, encodeModel, getAttr, type Model, type Node } from "./model.ts";
+import {
+  attrInt,
+  DataType,
+  decodeModel,
+  encodeModel,
+  isStd,
+  type Model,
+  type Node,
+} from "./model.ts";
 import { quantizeModel } from "./quantize.ts";
-import { elementCount, float32Tensor, inlineBytes, isExternal, rawTensor } from "./tensor.ts";
+import {
+  elementCount,
+  float32Tensor,
+  floatValues,
+  inlineBytes,
+  isExternal,
+  rawTensor,
+} from "./tensor.ts";
 
 /** What the float weights should be after dequantization. */
 export type DequantizeTarget = "float32" | "float16";
@@ -30,10 +45,6 @@ export type DequantizeTarget = "float32" | "float16";
 export interface DequantizeStats {
   folded: number;
   kept: number;
-}
-
-function isStd(n: Node): boolean {
-  return n.domain === "" || n.domain === "ai.onnx";
 }
 
 /** The signed/unsigned 8-bit (or 16/32-bit integer) values of an inline tensor, as numbers. */
@@ -53,13 +64,6 @@ function quantizedValues(bytes: Uint8Array, dataType: number, n: number): ArrayL
     default:
       throw new Error(`DequantizeLinear input of data type ${dataType} is not supported`);
   }
-}
-
-function scaleValues(bytes: Uint8Array, dataType: number, n: number): Float32Array {
-  const b = bytes.slice();
-  if (dataType === DataType.FLOAT) return new Float32Array(b.buffer, 0, n);
-  if (dataType === DataType.FLOAT16) return Float32Array.from(new Float16Array(b.buffer, 0, n));
-  throw new Error(`DequantizeLinear scale of data type ${dataType} is not supported`);
 }
 
 /**
@@ -85,7 +89,7 @@ export function foldDequantizeLinear(model: Model): { model: Model; stats: Dequa
     const constant = x && s && (!zName || z) &&
       ![xName, sName, zName].some((v) => v && graphInputs.has(v)) &&
       ![x, s, z].some((t) => t && isExternal(t));
-    const blocked = Number(getAttr(n, "block_size")?.i ?? 0n) > 0;
+    const blocked = attrInt(n, "block_size", 0) > 0;
     if (!constant || blocked || !x || !s) {
       stats.kept++;
       nodes.push(n);
@@ -93,10 +97,10 @@ export function foldDequantizeLinear(model: Model): { model: Model; stats: Dequa
     }
     const count = elementCount(x.dims);
     const q = quantizedValues(inlineBytes(x), x.dataType, count);
-    const scale = scaleValues(inlineBytes(s), s.dataType, elementCount(s.dims));
+    const scale = floatValues(s);
     const zero = z ? quantizedValues(inlineBytes(z), z.dataType, elementCount(z.dims)) : undefined;
     const perChannel = s.dims.length === 1 && x.dims.length > 0 && scale.length > 1;
-    let axis = Number(getAttr(n, "axis")?.i ?? 1n);
+    let axis = attrInt(n, "axis", 1);
     if (axis < 0) axis += x.dims.length;
     if (perChannel && x.dims[axis] !== scale.length) {
       throw new Error(

@@ -711,6 +711,11 @@ export function getAttr(node: Node, name: string): Attribute | undefined {
   return node.attribute.find((a) => a.name === name);
 }
 
+/** Whether a node is of the default ONNX domain (`""` or `ai.onnx`). */
+export function isStd(n: Node): boolean {
+  return n.domain === "" || n.domain === "ai.onnx";
+}
+
 /** An integer attribute as a number, or `fallback`. */
 export function attrInt(node: Node, name: string, fallback: number): number {
   const a = getAttr(node, name);

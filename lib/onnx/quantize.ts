@@ -26,6 +26,7 @@ import {
   AttributeType,
   attrInt,
   DataType,
+  isStd,
   type Model,
   type Node,
   onnxOpset,
@@ -86,10 +87,6 @@ const PASS_THROUGH = new Set(["Cast", "Identity", "Reshape", "Transpose", "Dropo
 
 /** Inputs that are not data and keep their float32 type in fp16 mode (op → input indices). */
 const NON_DATA_INPUTS: Record<string, number[]> = { Resize: [1, 2], Upsample: [1] };
-
-function isStd(n: Node): boolean {
-  return n.domain === "" || n.domain === "ai.onnx";
-}
 
 /** Returns the model with its weights at `precision` (a new model; the input is not changed). */
 export function quantizeModel(model: Model, precision: Precision): Model {

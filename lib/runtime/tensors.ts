@@ -58,10 +58,19 @@ export async function toCpu(t: Tensor): Promise<Tensor> {
   return new ort.Tensor(t.type, data as Float32Array, t.dims);
 }
 
-/** A tensor of zeros with the given type and dims (on the CPU). */
-export function zeros(type: "float32" | "float16", dims: readonly number[]): Tensor {
+/** A tensor of zeros with the given type (float32, float16, int64 or int32) and dims (on the CPU). */
+export function zeros(type: string, dims: readonly number[]): Tensor {
   const n = dims.reduce((a, b) => a * b, 1);
-  return type === "float32"
-    ? new ort.Tensor("float32", new Float32Array(n), dims)
-    : new ort.Tensor("float16", new Uint16Array(n), dims);
+  switch (type) {
+    case "float32":
+      return new ort.Tensor("float32", new Float32Array(n), dims);
+    case "float16":
+      return new ort.Tensor("float16", new Uint16Array(n), dims);
+    case "int64":
+      return new ort.Tensor("int64", new BigInt64Array(n), dims);
+    case "int32":
+      return new ort.Tensor("int32", new Int32Array(n), dims);
+    default:
+      throw new Error(`cannot make a zero ${type} tensor`);
+  }
 }

@@ -39,7 +39,9 @@ import { dequantizeModelBytes } from "../onnx/dequantize.ts";
 import { sha256Bytes } from "../io/hash.ts";
 import { type SegmentSource, shapeKey, ShapeSessions, symbolicDims } from "./shape_sessions.ts";
 import {
+  cacheableBlocks,
   type Segment,
+  segmentProducers,
   type SplitManifest,
   type TensorDType,
   type TensorSpec,
@@ -192,23 +194,22 @@ export async function readSplitManifest(dir: string): Promise<SplitManifest> {
   }
 }
 
-/** Prepared segment bytes are kept in memory up to this total; above it they are re-read. */
+/**
+ * Prepared segment bytes are kept in memory up to this total; above it they serve the warm sessions
+ * and are then re-read.
+ */
 const KEEP_PREPARED_BYTES = 256 * 2 ** 20;
 
 /** 8-bit weights whose float32 form would exceed this are not dequantized to float32. */
 const MAX_FLOAT32_WEIGHT_BYTES = 2 ** 30;
 
 /**
- * The weight format used when none is asked: `float32` for an 8-bit manifest (no per-evaluation
+ * The weight format an 8-bit manifest gets when none is asked: `float32` (no per-evaluation
  * dequantization on either backend; measured with `deno task bench gpu`), unless its float32
  * weights would exceed 1 GiB: then `float16` on WebGPU and `stored` on wasm (whose heap is 4 GiB).
+ * Other manifests are always used as stored.
  */
-export function defaultWeights(
-  manifest: SplitManifest,
-  backend: Backend,
-  storedBytes: number,
-): WeightFormat {
-  if (manifest.precision !== "int8" && manifest.precision !== "uint8") return "stored";
+export function defaultWeights(backend: Backend, storedBytes: number): WeightFormat {
   if (storedBytes * 4 <= MAX_FLOAT32_WEIGHT_BYTES) return "float32";
   return backend === "webgpu" ? "float16" : "stored";
 }
@@ -219,7 +220,7 @@ export class UNetEngine {
   readonly blocks: string[];
   private lastUse = new Map<string, number>();
   /** The segment that outputs each tensor. */
-  private producer = new Map<string, number>();
+  private producer: Map<string, number>;
   private outputNames: Set<string>;
   /** Index among cacheable blocks per segment, or -1 for glue. */
   private blockIndex: number[];
@@ -244,11 +245,11 @@ export class UNetEngine {
   ) {
     let b = 0;
     this.blockIndex = manifest.segments.map((s) => (s.kind === "block" ? b++ : -1));
-    this.blocks = manifest.segments.filter((s) => s.kind === "block").map((s) => s.name);
+    this.blocks = cacheableBlocks(manifest);
     manifest.segments.forEach((s, i) => {
       for (const t of s.inputs) this.lastUse.set(t.name, i);
-      for (const t of s.outputs) this.producer.set(t.name, i);
     });
+    this.producer = segmentProducers(manifest);
     this.outputNames = new Set(manifest.outputs.map((o) => o.name));
     this.timing = manifest.segments.map((s) => ({
       name: s.name,
@@ -293,20 +294,21 @@ export class UNetEngine {
     );
     const { backend } = await resolveBackend(opts.backend ?? "auto", log);
     const eightBit = manifest.precision === "int8" || manifest.precision === "uint8";
-    const weights = eightBit
-      ? opts.weights ?? defaultWeights(manifest, backend, storedBytes)
-      : "stored";
+    const weights = eightBit ? opts.weights ?? defaultWeights(backend, storedBytes) : "stored";
     const prepare = (f: SegmentSource): SegmentSource =>
       weights === "stored" || f.external.length > 0 ? f : {
         model: dequantizeModelBytes(f.model, weights).bytes,
         external: f.external,
       };
-    const prepared = files.map(prepare);
-    const keep = prepared.reduce((s, f) => s + f.model.length, 0) <= KEEP_PREPARED_BYTES;
-    const source = keep
-      ? (i: number) => Promise.resolve(prepared[i])
-      : async (i: number) => prepare(await read(manifest.segments[i]));
-    if (!keep) prepared.length = 0;
+    const prepared: (SegmentSource | undefined)[] = files.map(prepare);
+    const keep = prepared.reduce((s, f) => s + f!.model.length, 0) <= KEEP_PREPARED_BYTES;
+    // over the bound each prepared copy serves one session (the warm set's) and is dropped; other
+    // sessions read and prepare their segment again
+    const source = async (i: number) => {
+      const f = prepared[i];
+      if (!keep) prepared[i] = undefined;
+      return f ?? prepare(await read(manifest.segments[i]));
+    };
     const staticShapes = opts.staticShapes ?? true;
     const engine = new UNetEngine(
       manifest,
@@ -334,6 +336,7 @@ export class UNetEngine {
         }
         await serialized(() => engine.sessionsFor(dims));
       }
+      if (!keep) prepared.length = 0;
     } catch (e) {
       await engine.release();
       throw e;
@@ -376,21 +379,6 @@ export class UNetEngine {
    */
   counters(): { runs: number[]; ms: number[] } {
     return { runs: this.timing.map((t) => t.runs), ms: [...this.sums] };
-  }
-
-  /**
-   * Expected milliseconds of one evaluation from the segments' mean latencies: every glue
-   * segment plus the blocks `compute(index)` selects (default: all). `undefined` until every
-   * needed segment has run once.
-   */
-  expectedMs(compute: (blockIndex: number) => boolean = () => true): number | undefined {
-    let total = 0;
-    for (const [i, t] of this.timing.entries()) {
-      if (this.blockIndex[i] >= 0 && !compute(this.blockIndex[i])) continue;
-      if (t.meanMs === undefined) return undefined;
-      total += t.meanMs;
-    }
-    return total;
   }
 
   /** The weights, shapes and capture state of the session sets alive now. */

@@ -25,7 +25,13 @@ import type { Backend } from "../runtime/backend.ts";
 import { type GpuContext, tensorByteLength } from "../runtime/gpu.ts";
 import { ort, type Session, type Tensor } from "../runtime/ort.ts";
 import { openSession } from "../runtime/session.ts";
-import type { Segment, SplitManifest, TensorSpec } from "./split_manifest.ts";
+import { zeros } from "../runtime/tensors.ts";
+import {
+  type Segment,
+  segmentProducers,
+  type SplitManifest,
+  type TensorSpec,
+} from "./split_manifest.ts";
 
 /** A segment's model bytes as the sessions get them (checked and, if asked, dequantized). */
 export interface SegmentSource {
@@ -148,22 +154,22 @@ export class ShapeSessions {
       );
     const capture = webgpu && opts.capture && sized;
     const key = shapeKey(opts.dims);
+    const open = ({ model, external }: SegmentSource, withCapture: boolean) =>
+      openSession(model, opts.backend, {
+        preferredOutputLocation: webgpu ? "gpu-buffer" : undefined,
+        externalData: external,
+        freeDimensionOverrides: opts.dims,
+        enableGraphCapture: withCapture,
+      });
     const sessions: Session[] = [];
     const captured: boolean[] = [];
     try {
       for (const [i, seg] of manifest.segments.entries()) {
-        const { model, external } = await source(i);
-        const make = (withCapture: boolean) =>
-          openSession(model, opts.backend, {
-            preferredOutputLocation: webgpu ? "gpu-buffer" : undefined,
-            externalData: external,
-            freeDimensionOverrides: opts.dims,
-            enableGraphCapture: withCapture,
-          });
+        const src = await source(i);
         let session: Session;
         let isCaptured = capture;
         try {
-          session = await make(capture);
+          session = await open(src, capture);
         } catch (e) {
           if (!capture) throw e;
           opts.log(
@@ -171,7 +177,7 @@ export class ShapeSessions {
               (e as Error).message.split("\n")[0]
             }); it runs uncaptured`,
           );
-          session = await make(false);
+          session = await open(src, false);
           isCaptured = false;
         }
         sessions.push(session);
@@ -181,8 +187,7 @@ export class ShapeSessions {
       // An uncaptured segment runs some nodes on the CPU; an integer tensor (a shape value) it reads
       // from a captured segment comes out of the GPU wrong (measured: a garbage Reshape dimension),
       // so its producer runs uncaptured too, until no such pair is left.
-      const producer = new Map<string, number>();
-      manifest.segments.forEach((s, i) => s.outputs.forEach((o) => producer.set(o.name, i)));
+      const producer = segmentProducers(manifest);
       for (let changed = true; changed;) {
         changed = false;
         for (const [j, seg] of manifest.segments.entries()) {
@@ -196,12 +201,7 @@ export class ShapeSessions {
               `segment ${manifest.segments[p].name} (${key}): runs uncaptured (uncaptured ` +
                 `${seg.name} reads its ${t.dtype} output ${t.name})`,
             );
-            const { model, external } = await source(p);
-            const plain = await openSession(model, opts.backend, {
-              preferredOutputLocation: "gpu-buffer",
-              externalData: external,
-              freeDimensionOverrides: opts.dims,
-            });
+            const plain = await open(await source(p), false);
             await sessions[p].release();
             sessions[p] = plain;
             captured[p] = false;
@@ -256,17 +256,10 @@ export class ShapeSessions {
         own = gpu.pool.tensor(feed.type, feed.dims);
         this.inputs.set(spec.name, own);
       }
-      if (feed.location === "gpu-buffer") {
-        gpu.transfers.copy(
-          feed.gpuBuffer as GPUBuffer,
-          own.gpuBuffer as GPUBuffer,
-          tensorByteLength(feed.type, feed.dims),
-        );
-        this.uploaded.delete(spec.name);
-      } else if (this.uploaded.get(spec.name) !== feed) {
-        gpu.transfers.write(own.gpuBuffer as GPUBuffer, feed);
-        this.uploaded.set(spec.name, feed);
-      }
+      const onGpu = feed.location === "gpu-buffer";
+      if (onGpu || this.uploaded.get(spec.name) !== feed) this.put(feed, own);
+      if (onGpu) this.uploaded.delete(spec.name);
+      else this.uploaded.set(spec.name, feed);
       out[spec.name] = own;
     }
     return out;
@@ -329,18 +322,17 @@ export class ShapeSessions {
    */
   private async bind(): Promise<void> {
     const gpu = this.gpu!;
-    const producer = new Map<string, number>();
-    this.manifest.segments.forEach((s, i) => s.outputs.forEach((o) => producer.set(o.name, i)));
-    const zeros: Record<string, Tensor> = {};
+    const producer = segmentProducers(this.manifest);
+    const blank: Record<string, Tensor> = {};
     for (const spec of this.manifest.inputs) {
       const dims = spec.shape.map((d) => typeof d === "number" ? d : this.dims?.[d] ?? Number.NaN);
       // sizes not all known (symbolic set; nothing is captured then): made on the first request
       if (spec.rankUnknown || dims.some((d) => !Number.isInteger(d))) return;
-      zeros[spec.name] = zerosLike(spec.dtype, dims);
+      blank[spec.name] = zeros(spec.dtype, dims);
     }
     const first = new Map<string, unknown>();
     for (let pass = 0; pass < 2; pass++) {
-      const held = new Map<string, Tensor>(Object.entries(this.stage(zeros)));
+      const held = new Map<string, Tensor>(Object.entries(this.stage(blank)));
       const outputs: Tensor[] = [];
       try {
         for (const [i, seg] of this.manifest.segments.entries()) {
@@ -396,20 +388,4 @@ function wrap(t: Tensor): Tensor {
     dataType: t.type as ort.Tensor.GpuBufferDataTypes,
     dims: t.dims,
   });
-}
-
-function zerosLike(dtype: string, dims: number[]): Tensor {
-  const n = dims.reduce((a, b) => a * b, 1);
-  switch (dtype) {
-    case "float32":
-      return new ort.Tensor("float32", new Float32Array(n), dims);
-    case "float16":
-      return new ort.Tensor("float16", new Uint16Array(n), dims);
-    case "int64":
-      return new ort.Tensor("int64", new BigInt64Array(n), dims);
-    case "int32":
-      return new ort.Tensor("int32", new Int32Array(n), dims);
-    default:
-      throw new Error(`cannot make a zero ${dtype} input`);
-  }
 }

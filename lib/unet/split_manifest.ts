@@ -81,6 +81,13 @@ export function cacheableBlocks(manifest: SplitManifest): string[] {
   return manifest.segments.filter((s) => s.kind === "block").map((s) => s.name);
 }
 
+/** The index of the segment that outputs each tensor, by tensor name. */
+export function segmentProducers(manifest: SplitManifest): Map<string, number> {
+  const producer = new Map<string, number>();
+  manifest.segments.forEach((s, i) => s.outputs.forEach((o) => producer.set(o.name, i)));
+  return producer;
+}
+
 /** Checks a parsed `split.json`; throws an Error naming the first bad field. */
 export function validateSplitManifest(value: unknown): SplitManifest {
   const p = value as Partial<SplitManifest>;
