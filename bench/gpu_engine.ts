@@ -41,6 +41,7 @@ import type { EngineOptions } from "../lib/unet/engine.ts";
 import { countGpuCalls, type GpuCallCounter, type GpuCalls } from "./gpu_calls.ts";
 import { type NodeCounts, optimizedNodeCounts } from "./gpu_nodes.ts";
 import { machineDescription } from "./machine.ts";
+import { median } from "./stats.ts";
 
 type EngineVariant = Omit<EngineOptions, "backend" | "log">;
 
@@ -129,12 +130,6 @@ export interface BenchEngineResult {
   rounds: number;
   images: number;
   rows: BenchEngineRow[];
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length === 0 ? NaN : s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
 const round1 = (x: number) => Math.round(x * 10) / 10;

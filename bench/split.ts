@@ -30,6 +30,7 @@ import type { TensorSpec } from "../lib/unet/split_manifest.ts";
 import { type LatentShape, sizeSupport } from "../lib/model/sizes.ts";
 import { unetInputShapes } from "../lib/model/unet_inputs.ts";
 import { benchBackend } from "./pipeline.ts";
+import { lcg, median } from "./stats.ts";
 
 /** Options of {@link benchSplit}. */
 export interface BenchSplitOptions {
@@ -92,12 +93,6 @@ export interface BenchSplitResult {
   splitRuns: number[];
 }
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-}
-
 /**
  * A deterministic input for a UNet input spec of `dims`: floats come from `next`, the timestep
  * (any of its contracts) is a mid-schedule 500.
@@ -153,11 +148,7 @@ export async function benchSplit(opts: BenchSplitOptions = {}): Promise<BenchSpl
     const dir = model.includes("/") ? model.slice(0, model.lastIndexOf("/")) : ".";
     const external = await externalFilesOf(dir, modelBytes);
     const mono = await createSession(modelBytes, backend, { externalData: external });
-    let seed = 12345;
-    const next = () => {
-      seed = (seed * 16807) % 2147483647;
-      return (seed / 2147483647) * 2 - 1;
-    };
+    const next = lcg(12345);
     const latent = opts.latent ?? await nativeLatent(model, engine.inputs);
     const shapes = unetInputShapes(engine.inputs, {
       batch: opts.batch ?? 2,
