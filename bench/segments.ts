@@ -12,7 +12,7 @@
  * @module
  */
 import process from "node:process";
-import { parseFlags, UsageError } from "../lib/cli/flags.ts";
+import { noPositionals, parseFlags, UsageError } from "../lib/cli/flags.ts";
 import type { Backend } from "../lib/runtime/backend.ts";
 import type { Tensor } from "../lib/runtime/ort.ts";
 import { UNetEngine } from "../lib/unet/engine.ts";
@@ -278,7 +278,7 @@ export function segmentBenchOptions(args: string[]): SegmentBenchOptions & { jso
     reference: "string",
     json: "boolean",
   });
-  if (positional.length) throw new UsageError(`unexpected argument "${positional[0]}"`);
+  noPositionals(positional);
   if (!flags.split) throw new UsageError("--split is required (a split UNet folder)");
   for (const [name, min] of [["reps", 1], ["warmup", 0], ["batch", 1], ["steps", 1]] as const) {
     const v = flags[name] as number | undefined;
