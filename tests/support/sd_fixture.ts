@@ -24,7 +24,8 @@ export const TIMESTEP_FORMS: { form: TimestepForm; exporter: string }[] = [
   { form: "float32_scalar", exporter: "optimum 1.24-1.27: float32 []" },
 ];
 
-async function gunzip(from: string, to: string): Promise<void> {
+/** Writes the gunzipped contents of the file `from` to `to`. */
+export async function gunzip(from: string, to: string): Promise<void> {
   const file = await Deno.open(from);
   const out = new Response(file.readable.pipeThrough(new DecompressionStream("gzip")));
   await Deno.writeFile(to, new Uint8Array(await out.arrayBuffer()));
