@@ -11,7 +11,7 @@ import { splitModel } from "../../lib/onnx/split.ts";
 import type { Precision } from "../../lib/onnx/quantize.ts";
 
 /** The fixture folder as committed. */
-export const SD_FIXTURE = new URL("../fixtures/sd_tiny", import.meta.url).pathname;
+const SD_FIXTURE = new URL("../fixtures/sd_tiny", import.meta.url).pathname;
 const VARIANTS = new URL("../fixtures/sd_tiny_variants", import.meta.url).pathname;
 
 /** How an export declares the UNet timestep (see stack.md). */
@@ -69,7 +69,7 @@ export async function materializeSdFolder(
  * The README's split step on a materialised folder: splits `unet/model.onnx` into `unet-split/`,
  * then moves the monolithic UNet aside (`unet-monolithic/`) and the split folder into `unet/`.
  */
-export async function splitSdFolder(dir: string, precision: Precision = "fp32"): Promise<void> {
+async function splitSdFolder(dir: string, precision: Precision = "fp32"): Promise<void> {
   await splitModel(`${dir}/unet/model.onnx`, { out: `${dir}/unet-split`, precision });
   await Deno.rename(`${dir}/unet`, `${dir}/unet-monolithic`);
   await Deno.rename(`${dir}/unet-split`, `${dir}/unet`);
