@@ -19,10 +19,12 @@ import { splitModel } from "../lib/onnx/split.ts";
 import { type Backend, resolveBackend } from "../lib/runtime/backend.ts";
 import { createSession, serialized } from "../lib/runtime/session.ts";
 import { ort, type Session, type Tensor } from "../lib/runtime/ort.ts";
-import { numericTensor, toFloat32 } from "../lib/runtime/tensors.ts";
+import { toFloat32 } from "../lib/runtime/tensors.ts";
 import { unetInputShapes } from "../lib/model/unet_inputs.ts";
 import type { SplitManifest } from "../lib/unet/split_manifest.ts";
 import { machineDescription } from "./machine.ts";
+import { randomInput } from "./split.ts";
+import { lcg } from "./stats.ts";
 
 /** One segment's error at one latent size. */
 export interface SegmentDrift {
@@ -96,8 +98,7 @@ export async function fp16Drift(
     const half = await loadSplit(`${tmp}/fp16`, backend);
     const results: DriftResult[] = [];
     for (const latent of latents) {
-      let seed = 7;
-      const rnd = () => ((seed = (seed * 16807) % 2147483647) / 2147483647) * 2 - 1;
+      const rnd = lcg(7);
       const shapes = unetInputShapes(full.manifest.inputs, {
         batch: 2,
         latentHeight: latent,
@@ -107,14 +108,7 @@ export async function fp16Drift(
       });
       const inputs = new Map<string, Tensor>();
       for (const spec of full.manifest.inputs) {
-        const dims = shapes.get(spec.name)!;
-        const n = dims.reduce((a, b) => a * b, 1);
-        inputs.set(
-          spec.name,
-          spec.name === "timestep"
-            ? numericTensor(new Array(n).fill(500), dims, spec.dtype)
-            : new ort.Tensor("float32", Float32Array.from({ length: n }, rnd), dims),
-        );
+        inputs.set(spec.name, randomInput(spec, shapes.get(spec.name)!, rnd));
       }
       // fp32 plan segment by segment; each fp16 segment gets the same fp32 inputs
       const values = new Map(inputs);

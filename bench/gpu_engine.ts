@@ -30,17 +30,19 @@
  * @module
  */
 import process from "node:process";
-import { parseFlags, UsageError } from "../lib/cli/flags.ts";
+import { noPositionals, parseFlags, UsageError } from "../lib/cli/flags.ts";
 import { writeFileAtomic } from "../lib/io/atomic.ts";
 import { type Embeddings, Pipeline } from "../lib/pipeline/pipeline.ts";
 import type { SolverName } from "../lib/pipeline/types.ts";
 import { type Backend, probeWebGpu } from "../lib/runtime/backend.ts";
 import { createSolver } from "../lib/solvers/mod.ts";
+import { SOLVERS } from "../lib/solvers/solver.ts";
 import { gaussianNoise } from "../lib/solvers/noise.ts";
 import type { EngineOptions } from "../lib/unet/engine.ts";
 import { countGpuCalls, type GpuCallCounter, type GpuCalls } from "./gpu_calls.ts";
 import { type NodeCounts, optimizedNodeCounts } from "./gpu_nodes.ts";
 import { machineDescription } from "./machine.ts";
+import { median } from "./stats.ts";
 
 type EngineVariant = Omit<EngineOptions, "backend" | "log">;
 
@@ -131,12 +133,6 @@ export interface BenchEngineResult {
   rows: BenchEngineRow[];
 }
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length === 0 ? NaN : s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-}
-
 const round1 = (x: number) => Math.round(x * 10) / 10;
 
 /** Loads every variant of the model on the backend and measures them interleaved. */
@@ -168,7 +164,7 @@ export async function benchEngine(opts: BenchEngineOptions): Promise<BenchEngine
     const latent = gaussianNoise(1, first.latentLength);
     const evalTimes = new Map(loaded.map((l) => [l.name, [] as number[]]));
     const evalCpu = new Map(loaded.map((l) => [l.name, [] as number[]]));
-    const calls = new Map<string, GpuCalls[]>();
+    const calls = new Map<string, GpuCalls>();
     type ImageTimes = Record<"none" | "noneUnet" | "noneCpu" | "c" | "cUnet" | "cCpu", number[]>;
     const images = new Map<string, ImageTimes>(loaded.map((l) => [l.name, {
       none: [],
@@ -217,7 +213,8 @@ export async function benchEngine(opts: BenchEngineOptions): Promise<BenchEngine
           const per = Object.fromEntries(
             Object.entries(c).map(([key, n]) => [key, n / opts.evals]),
           ) as unknown as GpuCalls;
-          calls.set(l.name, [...(calls.get(l.name) ?? []), per]);
+          // counts are identical round to round; the last round's are reported
+          calls.set(l.name, per);
         }
         for (let i = 0; i < opts.images; i++) {
           const seed = 100 + r * opts.images + i;
@@ -268,10 +265,7 @@ export async function benchEngine(opts: BenchEngineOptions): Promise<BenchEngine
       const n = nodes.get(`${status.weights}/${status.staticShapes}`);
       if (n) row.optimized_nodes = n;
       const c = calls.get(l.name);
-      if (c) {
-        // counts are identical round to round; the last round's are reported
-        row.calls = c[c.length - 1];
-      }
+      if (c) row.calls = c;
       if (opts.images > 0) {
         const m = images.get(l.name)!;
         row.image_ms = round1(median(m.none));
@@ -395,7 +389,7 @@ export function benchEngineOptions(
     model: "string",
     out: "string",
   });
-  if (positional.length) throw new UsageError(`unexpected argument "${positional[0]}"`);
+  noPositionals(positional);
   const backend = String(flags.backend ?? defaultBackend);
   if (backend !== "webgpu" && backend !== "wasm") {
     throw new UsageError(`--backend must be webgpu or wasm, got "${backend}"`);
@@ -420,7 +414,7 @@ export function benchEngineOptions(
     return v;
   };
   const solver = String(flags.solver ?? "dpm") as SolverName;
-  if (!["dpm", "ddim", "euler"].includes(solver)) {
+  if (!SOLVERS.includes(solver)) {
     throw new UsageError("--solver must be one of dpm, ddim, euler");
   }
   return {

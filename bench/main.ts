@@ -97,28 +97,10 @@ export function selectBenches(
 }
 
 async function runSplit(args: string[], dir: string): Promise<void> {
-  const { benchSplit } = await import("./split.ts");
-  const { flags, positional } = parseFlags(args, {
-    model: "string",
-    split: "string",
-    reps: "int",
-    backend: "string",
-    batch: "int",
-    latent: "int",
-  });
-  noPositionals(positional);
-  const backend = benchBackend(flags.backend);
-  const latent = flags.latent as number | undefined;
+  const { benchSplit, splitBenchOptions } = await import("./split.ts");
+  const opts = splitBenchOptions(args);
   const { machineDescription } = await import("./machine.ts");
-  const r = await benchSplit({
-    model: flags.model as string | undefined,
-    split: flags.split as string | undefined,
-    reps: flags.reps as number | undefined,
-    backend,
-    batch: flags.batch as number | undefined,
-    latent: latent === undefined ? undefined : { height: latent, width: latent },
-    log: () => {},
-  });
+  const r = await benchSplit({ ...opts, log: () => {} });
   const path = await writeBenchResult("split", dir, {
     bench: "split",
     date: new Date().toISOString(),

@@ -19,6 +19,7 @@ import { isGuided } from "../lib/solvers/guidance.ts";
 import type { GenerateRequest, SolverName } from "../lib/pipeline/types.ts";
 import { type Backend, BACKEND_CHOICES } from "../lib/runtime/backend.ts";
 import { machineDescription } from "./machine.ts";
+import { median } from "./stats.ts";
 
 /** Options of {@link benchPipeline}. */
 export interface PipelineBenchOptions {
@@ -72,12 +73,6 @@ export interface PipelineBenchResult {
   model: string;
   backend: Backend;
   rows: PipelineBenchRow[];
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
 const round = (x: number, d = 1) => Math.round(x * 10 ** d) / 10 ** d;

@@ -12,13 +12,14 @@
  * @module
  */
 import process from "node:process";
-import { parseFlags, UsageError } from "../lib/cli/flags.ts";
+import { noPositionals, parseFlags, UsageError } from "../lib/cli/flags.ts";
 import type { Backend } from "../lib/runtime/backend.ts";
 import type { Tensor } from "../lib/runtime/ort.ts";
 import { UNetEngine } from "../lib/unet/engine.ts";
 import { machineDescription } from "./machine.ts";
 import { benchBackend } from "./pipeline.ts";
 import { randomInput } from "./split.ts";
+import { lcg, median } from "./stats.ts";
 
 /** Options of {@link benchSegments}. */
 export interface SegmentBenchOptions {
@@ -93,12 +94,6 @@ export interface SegmentBenchResult {
   };
 }
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-}
-
 /**
  * Per-segment medians and shares from per-evaluation latencies: `runs[r][i]` is segment `i`'s ms in
  * evaluation `r`. Throws when a run's length differs from the segment list's.
@@ -154,11 +149,7 @@ interface Subject {
 
 async function subject(split: string, backend: Backend, batch: number): Promise<Subject> {
   const engine = await UNetEngine.load(split, { backend, log: () => {} });
-  let seed = 12345;
-  const next = () => {
-    seed = (seed * 16807) % 2147483647;
-    return (seed / 2147483647) * 2 - 1;
-  };
+  const next = lcg(12345);
   const feeds: Record<string, Tensor> = {};
   for (const spec of engine.inputs) {
     const dims = spec.shape.map((d) => typeof d === "number" ? d : batch);
@@ -287,7 +278,7 @@ export function segmentBenchOptions(args: string[]): SegmentBenchOptions & { jso
     reference: "string",
     json: "boolean",
   });
-  if (positional.length) throw new UsageError(`unexpected argument "${positional[0]}"`);
+  noPositionals(positional);
   if (!flags.split) throw new UsageError("--split is required (a split UNet folder)");
   for (const [name, min] of [["reps", 1], ["warmup", 0], ["batch", 1], ["steps", 1]] as const) {
     const v = flags[name] as number | undefined;

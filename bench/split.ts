@@ -18,6 +18,7 @@
  */
 
 import process from "node:process";
+import { noPositionals, parseFlags, UsageError } from "../lib/cli/flags.ts";
 import { decodeModel } from "../lib/onnx/model.ts";
 import { EXPORT_CONFIG, splitModel } from "../lib/onnx/split.ts";
 import { type Backend, resolveBackend } from "../lib/runtime/backend.ts";
@@ -28,6 +29,8 @@ import { UNetEngine } from "../lib/unet/engine.ts";
 import type { TensorSpec } from "../lib/unet/split_manifest.ts";
 import { type LatentShape, sizeSupport } from "../lib/model/sizes.ts";
 import { unetInputShapes } from "../lib/model/unet_inputs.ts";
+import { benchBackend } from "./pipeline.ts";
+import { lcg, median } from "./stats.ts";
 
 /** Options of {@link benchSplit}. */
 export interface BenchSplitOptions {
@@ -90,12 +93,6 @@ export interface BenchSplitResult {
   splitRuns: number[];
 }
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-}
-
 /**
  * A deterministic input for a UNet input spec of `dims`: floats come from `next`, the timestep
  * (any of its contracts) is a mid-schedule 500.
@@ -151,11 +148,7 @@ export async function benchSplit(opts: BenchSplitOptions = {}): Promise<BenchSpl
     const dir = model.includes("/") ? model.slice(0, model.lastIndexOf("/")) : ".";
     const external = await externalFilesOf(dir, modelBytes);
     const mono = await createSession(modelBytes, backend, { externalData: external });
-    let seed = 12345;
-    const next = () => {
-      seed = (seed * 16807) % 2147483647;
-      return (seed / 2147483647) * 2 - 1;
-    };
+    const next = lcg(12345);
     const latent = opts.latent ?? await nativeLatent(model, engine.inputs);
     const shapes = unetInputShapes(engine.inputs, {
       batch: opts.batch ?? 2,
@@ -262,11 +255,6 @@ async function externalFilesOf(
   return out;
 }
 
-function flag(args: string[], name: string): string | undefined {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 ? args[i + 1] : undefined;
-}
-
 /** A short human-readable report of a {@link benchSplit} result. */
 export function formatBenchSplit(r: BenchSplitResult): string {
   const pct = (x: number) => `${x >= 0 ? "+" : ""}${x.toFixed(1)}%`;
@@ -293,17 +281,40 @@ export function formatBenchSplit(r: BenchSplitResult): string {
   ].join("\n");
 }
 
-if (import.meta.main) {
-  const args = Deno.args;
-  const r = await benchSplit({
-    model: flag(args, "model"),
-    split: flag(args, "split"),
-    reps: flag(args, "reps") ? Number(flag(args, "reps")) : undefined,
-    backend: (flag(args, "backend") as Backend | undefined) ?? "wasm",
-    batch: flag(args, "batch") ? Number(flag(args, "batch")) : undefined,
-    latent: flag(args, "latent")
-      ? { height: Number(flag(args, "latent")), width: Number(flag(args, "latent")) }
-      : undefined,
+/**
+ * The benchmark's flags (`--model`, `--split`, `--reps`, `--backend`, `--batch`, `--latent`) as
+ * {@link BenchSplitOptions}; throws {@link UsageError} naming the bad flag.
+ */
+export function splitBenchOptions(args: string[]): BenchSplitOptions {
+  const { flags, positional } = parseFlags(args, {
+    model: "string",
+    split: "string",
+    reps: "int",
+    backend: "string",
+    batch: "int",
+    latent: "int",
   });
-  console.log(formatBenchSplit(r));
+  noPositionals(positional);
+  const latent = flags.latent as number | undefined;
+  return {
+    model: flags.model as string | undefined,
+    split: flags.split as string | undefined,
+    reps: flags.reps as number | undefined,
+    backend: benchBackend(flags.backend),
+    batch: flags.batch as number | undefined,
+    latent: latent === undefined ? undefined : { height: latent, width: latent },
+  };
+}
+
+if (import.meta.main) {
+  try {
+    console.log(formatBenchSplit(await benchSplit(splitBenchOptions(Deno.args))));
+  } catch (e) {
+    if (!(e instanceof UsageError)) throw e;
+    console.error(
+      `${e.message}\nusage: deno run -A bench/split.ts [--model m.onnx] [--split dir] [--reps 30] ` +
+        `[--backend wasm|webgpu] [--batch 2] [--latent 64]`,
+    );
+    Deno.exit(2);
+  }
 }

@@ -15,6 +15,7 @@
 import { wasmHeapBytes } from "./wasm_heap.ts";
 import { parseArgs } from "node:util";
 import process from "node:process";
+import { lcg } from "./stats.ts";
 
 if (import.meta.main) {
   const { values } = parseArgs({
@@ -68,8 +69,7 @@ if (import.meta.main) {
     channels: 4,
     sequence: 77,
   });
-  let seed = 1;
-  const rnd = () => ((seed = (seed * 16807) % 2147483647) / 2147483647) * 2 - 1;
+  const rnd = lcg(1);
   const random = (name: string) => {
     const dims = shapes.get(name)!;
     return new ort.Tensor(

@@ -12,6 +12,7 @@ import { createSession } from "../lib/runtime/session.ts";
 import { ort, type Tensor } from "../lib/runtime/ort.ts";
 import { toFloat32 } from "../lib/runtime/tensors.ts";
 import { UNetEngine } from "../lib/unet/engine.ts";
+import { gunzip } from "./support/sd_fixture.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 const MODEL = `${ROOT}models/emoji-128`;
@@ -41,14 +42,8 @@ function expectedBlocks(): string[] {
 let model: Promise<string> | undefined;
 /** The fixture, unzipped into the temporary folder once. */
 function fixture(): Promise<string> {
-  model ??= (async () => {
-    const file = await Deno.open(`${ROOT}tests/fixtures/tiny_unet128.onnx.gz`);
-    const bytes = await new Response(
-      file.readable.pipeThrough(new DecompressionStream("gzip")),
-    ).arrayBuffer();
-    await Deno.writeFile(`${TMP}/unet.onnx`, new Uint8Array(bytes));
-    return `${TMP}/unet.onnx`;
-  })();
+  model ??= gunzip(`${ROOT}tests/fixtures/tiny_unet128.onnx.gz`, `${TMP}/unet.onnx`)
+    .then(() => `${TMP}/unet.onnx`);
   return model;
 }
 

@@ -18,6 +18,7 @@ import { loadPipelines, modelLayout, PipelineGenerator } from "../lib/pipeline/s
 import type { GenerateRequest, GenerateResult, PlanSpec } from "../lib/pipeline/types.ts";
 import { materializeSdFolder, TIMESTEP_FORMS } from "./support/sd_fixture.ts";
 import { pngSize } from "./support/http.ts";
+import { quiet } from "./support/console.ts";
 
 const TMP = await Deno.makeTempDir({ prefix: "sd-folder-test-" });
 
@@ -44,20 +45,6 @@ function checkPng(r: GenerateResult, width: number, height: number): void {
     max = Math.max(max, img.data[i]);
   }
   assert(max > min, "a flat image");
-}
-
-/** Runs a CLI entry point with console output silenced; returns its exit code. */
-async function quiet(run: () => Promise<number>): Promise<number> {
-  const [log, error] = [console.log, console.error];
-  const lines: string[] = [];
-  console.log = console.error = (...a: unknown[]) => lines.push(a.join(" "));
-  try {
-    const code = await run();
-    if (code !== 0) console.warn(lines.join("\n"));
-    return code;
-  } finally {
-    [console.log, console.error] = [log, error];
-  }
 }
 
 for (const { form, exporter } of TIMESTEP_FORMS) {

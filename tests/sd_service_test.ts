@@ -15,21 +15,11 @@ import { defaultConfig } from "../lib/server/config.ts";
 import { checkModelFolders, type Service, startService } from "../main.ts";
 import { materializeSdFolder, TIMESTEP_FORMS } from "./support/sd_fixture.ts";
 import { b64PngSize, jsonInit } from "./support/http.ts";
+import { quiet } from "./support/console.ts";
 
 const TMP = await Deno.makeTempDir({ prefix: "sd-service-test-" });
 const MODELS = `${TMP}/models`;
 const SCHEDULES = `${TMP}/schedules`;
-
-/** Runs a CLI entry point with its console output silenced; returns its exit code. */
-async function quiet(run: () => Promise<number>): Promise<number> {
-  const [log, error] = [console.log, console.error];
-  console.log = console.error = () => {};
-  try {
-    return await run();
-  } finally {
-    [console.log, console.error] = [log, error];
-  }
-}
 
 /** An SD-shaped folder `models/<name>` in `form`, split (fp32) as the README does it. */
 async function sdFolder(name: string, form: (typeof TIMESTEP_FORMS)[number]["form"]) {

@@ -14,7 +14,8 @@ import {
 } from "../web/src/api.ts";
 import { validateGeneration } from "../lib/server/validate.ts";
 import type { ApiError } from "../lib/server/errors.ts";
-import { testPipeline } from "./support/generator.ts";
+import { DEFAULT_MODEL_DIR } from "./support/generator.ts";
+import { loadTokenizer } from "../lib/model/tokenizer.ts";
 import type { ModelInfo } from "../lib/pipeline/types.ts";
 
 const FORM: FormValues = {
@@ -67,7 +68,7 @@ Deno.test("api: a named schedule sends neither steps nor solver (it fixes them)"
 });
 
 Deno.test("api: every body the form builds passes the service's validation", async () => {
-  const tokenizer = (await testPipeline()).tokenizer;
+  const tokenizer = await loadTokenizer(`${DEFAULT_MODEL_DIR}/tokenizer`);
   for (
     const v of [
       FORM,
@@ -83,7 +84,7 @@ Deno.test("api: every body the form builds passes the service's validation", asy
 });
 
 Deno.test("api: bad values are the service's to name; the page marks the field it names", async () => {
-  const tokenizer = (await testPipeline()).tokenizer;
+  const tokenizer = await loadTokenizer(`${DEFAULT_MODEL_DIR}/tokenizer`);
   const param = (v: Partial<FormValues>) => {
     const body = requestBody({ ...FORM, ...v }) as Record<string, unknown>;
     try {

@@ -4,6 +4,7 @@
  * @module
  */
 import { decodeBase64 } from "@std/encoding/base64";
+import { createParser, type EventSourceMessage } from "eventsource-parser";
 
 /** The 8-byte PNG signature. */
 export const PNG_SIG = [137, 80, 78, 71, 13, 10, 26, 10];
@@ -43,20 +44,18 @@ export interface SseEvent {
   data: Record<string, unknown>;
 }
 
-/** Parses a complete `text/event-stream` body (comment lines such as keep-alives are skipped). */
+/** An event as eventsource-parser dispatches it, its data parsed as JSON. */
+function sseEvent(e: EventSourceMessage): SseEvent {
+  return { event: e.event ?? "message", data: JSON.parse(e.data) };
+}
+
+/**
+ * Parses a complete `text/event-stream` body with eventsource-parser, as the playground reads it
+ * (web/src/sse.ts): comment lines such as keep-alives are no events.
+ */
 export function parseSse(text: string): SseEvent[] {
   const out: SseEvent[] = [];
-  for (const block of text.split("\n\n")) {
-    if (!block.trim()) continue;
-    let event = "message";
-    const data: string[] = [];
-    for (const line of block.split("\n")) {
-      if (line.startsWith("event:")) event = line.slice(6).trim();
-      else if (line.startsWith("data:")) data.push(line.slice(5).trimStart());
-    }
-    if (data.length === 0) continue; // only comments (e.g. `: keep-alive`): no event
-    out.push({ event, data: JSON.parse(data.join("\n")) });
-  }
+  createParser({ onEvent: (e) => out.push(sseEvent(e)) }).feed(text);
   return out;
 }
 
@@ -65,13 +64,14 @@ export async function readFirstEvent(
   reader: ReadableStreamDefaultReader<Uint8Array>,
 ): Promise<SseEvent> {
   const dec = new TextDecoder();
-  let buf = "";
-  while (!buf.includes("\n\n")) {
+  let first: SseEvent | undefined;
+  const parser = createParser({ onEvent: (e) => first ??= sseEvent(e) });
+  while (!first) {
     const r = await reader.read();
     if (r.done) throw new Error("stream ended before the first event");
-    buf += dec.decode(r.value, { stream: true });
+    parser.feed(dec.decode(r.value, { stream: true }));
   }
-  return parseSse(buf.slice(0, buf.indexOf("\n\n") + 2))[0];
+  return first;
 }
 
 /** Resolves when `signal` aborts (rejects after `ms` so a broken test fails instead of hanging). */

@@ -11,7 +11,7 @@ import { splitModel } from "../../lib/onnx/split.ts";
 import type { Precision } from "../../lib/onnx/quantize.ts";
 
 /** The fixture folder as committed. */
-export const SD_FIXTURE = new URL("../fixtures/sd_tiny", import.meta.url).pathname;
+const SD_FIXTURE = new URL("../fixtures/sd_tiny", import.meta.url).pathname;
 const VARIANTS = new URL("../fixtures/sd_tiny_variants", import.meta.url).pathname;
 
 /** How an export declares the UNet timestep (see stack.md). */
@@ -24,7 +24,8 @@ export const TIMESTEP_FORMS: { form: TimestepForm; exporter: string }[] = [
   { form: "float32_scalar", exporter: "optimum 1.24-1.27: float32 []" },
 ];
 
-async function gunzip(from: string, to: string): Promise<void> {
+/** Writes the gunzipped contents of the file `from` to `to`. */
+export async function gunzip(from: string, to: string): Promise<void> {
   const file = await Deno.open(from);
   const out = new Response(file.readable.pipeThrough(new DecompressionStream("gzip")));
   await Deno.writeFile(to, new Uint8Array(await out.arrayBuffer()));
@@ -68,7 +69,7 @@ export async function materializeSdFolder(
  * The README's split step on a materialised folder: splits `unet/model.onnx` into `unet-split/`,
  * then moves the monolithic UNet aside (`unet-monolithic/`) and the split folder into `unet/`.
  */
-export async function splitSdFolder(dir: string, precision: Precision = "fp32"): Promise<void> {
+async function splitSdFolder(dir: string, precision: Precision = "fp32"): Promise<void> {
   await splitModel(`${dir}/unet/model.onnx`, { out: `${dir}/unet-split`, precision });
   await Deno.rename(`${dir}/unet`, `${dir}/unet-monolithic`);
   await Deno.rename(`${dir}/unet-split`, `${dir}/unet`);

@@ -302,15 +302,20 @@ class UNet2DConditionModel(nn.Module):
     def forward(self, sample, timestep, encoder_hidden_states):
         t = timestep.reshape(-1).expand(sample.shape[0]) if timestep.numel() == 1 else timestep
         temb = self.time_embedding(timestep_proj(t, self.cfg["block_out_channels"][0]))
+        return self.body(sample, temb, encoder_hidden_states)
+
+    def body(self, sample, temb, context):
+        """The network after the time embedding `temb` (tests/fixtures/make_sd_folder.py embeds the
+        timestep its own way and calls this)."""
         x = self.conv_in(sample)
         skips = [x]
         for blk in self.down_blocks:
-            x, s = blk(x, temb, encoder_hidden_states)
+            x, s = blk(x, temb, context)
             skips.extend(s)
-        x = self.mid_block(x, temb, encoder_hidden_states)
+        x = self.mid_block(x, temb, context)
         for blk in self.up_blocks:
             n = len(blk.resnets)
-            x = blk(x, skips[-n:], temb, encoder_hidden_states)
+            x = blk(x, skips[-n:], temb, context)
             del skips[-n:]
         return self.conv_out(self.conv_act(self.conv_norm_out(x)))
 
