@@ -18,6 +18,7 @@ import { Pipeline } from "../lib/pipeline/pipeline.ts";
 import type { GenerateRequest, SolverName } from "../lib/pipeline/types.ts";
 import { BACKEND_CHOICES, type BackendChoice, probeWebGpu } from "../lib/runtime/backend.ts";
 import { machineDescription } from "./machine.ts";
+import { median } from "./stats.ts";
 
 /** Options of {@link benchGpu}. */
 export interface BenchGpuOptions {
@@ -55,12 +56,6 @@ export interface BenchGpuResult {
   images: number;
   load_ms: number;
   rows: BenchGpuRow[];
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
 /** Loads the model on the backend and measures every plan. */

@@ -9,7 +9,7 @@
  * @module
  */
 
-import type { CacheMode } from "../unet/split_manifest.ts";
+import { cacheableBlocks, type CacheMode } from "../unet/split_manifest.ts";
 import type { Precision } from "../onnx/quantize.ts";
 import { DEFAULT_BLOCK_PATTERN, splitModel } from "../onnx/split.ts";
 import { type FlagKind, parseFlags, UsageError, usageMessage } from "./flags.ts";
@@ -114,7 +114,7 @@ export async function main(
       externalThreshold: parsed.externalThreshold,
       log: out,
     });
-    const blocks = manifest.segments.filter((s) => s.kind === "block").length;
+    const blocks = cacheableBlocks(manifest).length;
     out(
       `wrote ${dir}: ${manifest.segments.length} segments, ${blocks} cacheable blocks (${manifest.mode}, ${manifest.precision})`,
     );

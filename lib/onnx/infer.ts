@@ -16,6 +16,7 @@ import {
   DataType,
   getAttr,
   type Graph,
+  isStd,
   type Node,
   type TensorProto,
 } from "./model.ts";
@@ -286,9 +287,7 @@ function normAxis(axis: number, rank: number): number {
 function inferNode(node: Node, get: (name: string) => TensorInfo | undefined): TensorInfo[] {
   const ins = node.input.map((n) => (n ? get(n) : undefined));
   const x = ins[0];
-  const op = node.domain === "" || node.domain === "ai.onnx"
-    ? node.opType
-    : `${node.domain}:${node.opType}`;
+  const op = isStd(node) ? node.opType : `${node.domain}:${node.opType}`;
   const constInts = (i: number): Dim[] | undefined => ins[i]?.value;
 
   // element type

@@ -23,7 +23,7 @@
 
 import type { CacheMode } from "../unet/split_manifest.ts";
 import { inferGraph } from "./infer.ts";
-import { DataType, type Graph, type Model, type Node, type TensorProto } from "./model.ts";
+import { DataType, type Graph, isStd, type Model, type Node, type TensorProto } from "./model.ts";
 
 /** The default cacheable blocks: diffusers' SpatialTransformer blocks, as in the paper. */
 export const DEFAULT_BLOCK_PATTERN = String
@@ -139,8 +139,7 @@ export function partitionGraph(model: Model, opts: PartitionOptions): SegmentPar
   const isConstTensor = (name: string) =>
     initByName.has(name) || (producer.has(name) && label[producer.get(name)!] === CONST);
   nodes.forEach((node, i) => {
-    const std = node.domain === "" || node.domain === "ai.onnx";
-    const constOp = std && (node.opType === "Constant" ||
+    const constOp = isStd(node) && (node.opType === "Constant" ||
       (node.opType === "Identity" && reads[i].length === 1 && isConstTensor(reads[i][0])));
     if (constOp && !node.output.some((o) => graphOutputs.has(o))) label[i] = CONST;
   });
